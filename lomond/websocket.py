@@ -1,6 +1,405 @@
-"""Placeholder: the public WebSocket class is being written."""
+"""The public WebSocket object."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import __version__, events
+from .errors import UsageError, WebSocketUnavailable
+from .net import TLSOptions
+from .protocol.connection import MAX_FRAME_SIZE, MAX_MESSAGE_SIZE, ClientConnection, State
+from .protocol.frames import Opcode
+from .protocol.handshake import Handshake, check_header
+from .protocol.response import MAX_HEADER_SIZE
+from .protocol.url import parse_url
+from .session import WebSocketSession
+from .status import Status
+
+if TYPE_CHECKING:
+    from .protocol.deflate import DeflateOptions
+
+__all__ = ["WebSocket", "USER_AGENT"]
+
+log = logging.getLogger(__name__)
+
+#: The default User-Agent header.
+USER_AGENT = (
+    f"Lomond/{__version__} {platform.python_implementation()}/{platform.python_version()}"
+)
+
+# Header names whose values are secrets: they are shown as "***" in reprs
+# and logs.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
-class WebSocket:  # pragma: no cover - replaced by the client core
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("lomond.websocket is not written yet")
+class WebSocket:
+    """A WebSocket client; iterate it (or :meth:`connect`) to run a connection.
+
+    The arguments of lomond 0.3 keep their positions and meaning:
+
+    :param str url: ``ws://``, ``wss://`` or ``ws+unix://`` URL. User-info
+        (``wss://user:secret@host/``) is sent as Basic authentication and
+        never logged.
+    :param dict proxies: ``{"http": url, "https": url}``, or None to read
+        the ``*_proxy`` environment variables; ``{}`` turns proxies off.
+    :param list protocols: subprotocols to offer.
+    :param str agent: the User-Agent header (default :data:`USER_AGENT`).
+    :param compress: True to offer permessage-deflate with default
+        settings, or a :class:`~lomond.protocol.deflate.DeflateOptions`.
+    :param bool ssl_verify: verify the server's certificate (default True).
+    :param str ssl_cafile: CA bundle to verify against (default: certifi's).
+    :param ssl_context: an ``ssl.SSLContext`` used exactly as given.
+    :param trace: a callable that receives a dict for each connection
+        stage, for debugging.
+
+    Options beyond lomond 0.3 are keyword-only:
+
+    :param str origin: the Origin header.
+    :param headers: extra request headers, as a mapping, a list of pairs,
+        or a callable returning either (called for every connection
+        attempt, so that :func:`~lomond.persist.persist` can send a fresh
+        token on each reconnect).
+    :param int max_message_size: largest message accepted, after
+        decompression (default 16 MiB; 0 for no limit). A larger message
+        fails the connection with close code 1009.
+    :param int max_frame_size: largest frame payload accepted (default
+        16 MiB; 0 for no limit).
+    :param int max_header_size: largest handshake response header block.
+    :param float connect_timeout: seconds allowed for DNS, TCP, proxy and
+        TLS (default 10).
+    :param float handshake_timeout: seconds allowed for the server to
+        answer the upgrade request (default 10).
+    :param str unix_socket: connect to this Unix domain socket instead of
+        the URL's host.
+    :param str ssl_certfile: client certificate (PEM), with
+        ``ssl_keyfile`` when the key is separate.
+    :param str server_hostname: host name for SNI and certificate checks,
+        when it differs from the URL's host.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        proxies: Mapping[str, str | None] | None = None,
+        protocols: Iterable[str] | None = None,
+        agent: str | None = None,
+        compress: bool | DeflateOptions = False,
+        ssl_verify: bool = True,
+        ssl_cafile: str | None = None,
+        ssl_context: Any = None,
+        trace: Callable[[dict[str, Any]], None] | bool | None = None,
+        *,
+        origin: str | None = None,
+        headers: Any = None,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+        max_frame_size: int = MAX_FRAME_SIZE,
+        max_header_size: int = MAX_HEADER_SIZE,
+        connect_timeout: float = 10.0,
+        handshake_timeout: float = 10.0,
+        unix_socket: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        server_hostname: str | None = None,
+    ) -> None:
+        self.url = url
+        self.parsed_url = parse_url(url, unix_socket=unix_socket)
+        self.proxies = proxies
+        self.protocols = list(protocols or [])
+        self.agent = agent or USER_AGENT
+        if compress is False or compress is None:
+            compress = None
+        else:
+            compress = _deflate_options(compress)
+        self.compress = compress
+        self.tls = TLSOptions(
+            verify=ssl_verify,
+            cafile=ssl_cafile,
+            context=ssl_context,
+            certfile=ssl_certfile,
+            keyfile=ssl_keyfile,
+            server_hostname=server_hostname,
+        )
+        self.trace = trace
+        self.origin = origin
+        self._headers_source = headers
+        self._headers: list[tuple[str, str]] = []
+        if headers is not None and not callable(headers):
+            self._headers.extend(_header_pairs(headers))
+        for name, value in (("max_message_size", max_message_size),
+                            ("max_frame_size", max_frame_size),
+                            ("max_header_size", max_header_size)):
+            if not isinstance(value, int) or value < 0:
+                raise UsageError(f"{name} must be an int of 0 or more, not {value!r}")
+        for name, timeout in (("connect_timeout", connect_timeout),
+                              ("handshake_timeout", handshake_timeout)):
+            if not isinstance(timeout, (int, float)) or timeout <= 0:
+                raise UsageError(f"{name} must be a number of seconds above 0, not {timeout!r}")
+        self.max_message_size = max_message_size
+        self.max_frame_size = max_frame_size
+        self.max_header_size = max_header_size
+        self.connect_timeout = float(connect_timeout)
+        self.handshake_timeout = float(handshake_timeout)
+
+        self.session: WebSocketSession | None = None
+        self.key: bytes = b""
+        #: Round-trip time in seconds of the last ping that got its pong.
+        self.latency: float | None = None
+
+    # --- identity ----------------------------------------------------------
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without credentials, for logs and events."""
+        return self.parsed_url.safe_url
+
+    def __repr__(self) -> str:
+        return f"WebSocket({self.safe_url!r})"
+
+    @property
+    def scheme(self) -> str:
+        return self.parsed_url.scheme
+
+    @property
+    def host(self) -> str:
+        return self.parsed_url.host
+
+    @property
+    def port(self) -> int:
+        return self.parsed_url.port
+
+    @property
+    def resource(self) -> str:
+        return self.parsed_url.resource
+
+    # --- state -------------------------------------------------------------
+
+    @property
+    def _connection(self) -> ClientConnection | None:
+        session = self.session
+        return session.connection if session is not None else None
+
+    @property
+    def is_secure(self) -> bool:
+        """True for a TLS (``wss://``) connection."""
+        return self.parsed_url.secure
+
+    @property
+    def is_closing(self) -> bool:
+        """True after this side sent a close frame and before the server's arrived."""
+        connection = self._connection
+        return connection is not None and connection.state is State.CLOSING
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the connection is closed (or failed)."""
+        connection = self._connection
+        return connection is not None and connection.state is State.CLOSED
+
+    @property
+    def is_active(self) -> bool:
+        """True while messages may be sent (the handshake is done and no close was sent)."""
+        connection = self._connection
+        return connection is not None and connection.state is State.OPEN
+
+    @property
+    def sent_close_time(self) -> float | None:
+        """Session time (seconds) at which this side sent its close frame, or None."""
+        session = self.session
+        return session._close_time - session._start_time if session and session._close_time else None
+
+    @property
+    def supports_compression(self) -> bool:
+        """True when the server agreed to permessage-deflate."""
+        connection = self._connection
+        return connection is not None and connection.deflate is not None
+
+    @property
+    def compression(self) -> dict[str, Any] | None:
+        """The agreed permessage-deflate parameters, or None."""
+        connection = self._connection
+        if connection is None or connection.deflate is None:
+            return None
+        return connection.deflate.params
+
+    # --- connecting --------------------------------------------------------
+
+    def add_header(self, header: bytes | str, value: bytes | str) -> None:
+        """Add a header to the handshake request of every later connection.
+
+        Raises :class:`~lomond.errors.InvalidHeader` for a name that is not
+        an HTTP token or a value containing CR or LF.
+        """
+        self._headers.append(check_header(header, value))
+
+    def _request_headers(self) -> list[tuple[str, str]]:
+        headers = list(self._headers)
+        if callable(self._headers_source):
+            headers.extend(_header_pairs(self._headers_source()))
+        url = self.parsed_url
+        if url.username is not None:
+            credentials = f"{url.username}:{url.password or ''}".encode()
+            headers.append(("Authorization", "Basic " + base64.b64encode(credentials).decode()))
+        return headers
+
+    def _new_connection(self, auto_pong: bool) -> ClientConnection:
+        """Return the protocol state for a new connection attempt."""
+        key = os.urandom(16)
+        handshake = Handshake(
+            self.parsed_url,
+            key,
+            agent=self.agent,
+            origin=self.origin,
+            protocols=self.protocols,
+            deflate=self.compress,
+            headers=self._request_headers(),
+        )
+        self.key = handshake.key
+        return ClientConnection(
+            handshake,
+            max_message_size=self.max_message_size,
+            max_frame_size=self.max_frame_size,
+            max_header_size=self.max_header_size,
+            auto_pong=auto_pong,
+        )
+
+    def connect(
+        self,
+        session_class: type[WebSocketSession] = WebSocketSession,
+        poll: float = 5.0,
+        ping_rate: float = 30.0,
+        ping_timeout: float | None = None,
+        auto_pong: bool = True,
+        close_timeout: float | None = 30.0,
+    ) -> Iterator[events.Event]:
+        """Connect and return an iterator of events that ends with Disconnected.
+
+        :param float poll: seconds between :class:`~lomond.events.Poll` events
+            (0 turns them off).
+        :param float ping_rate: seconds between automatic pings (0 turns them off).
+        :param float ping_timeout: seconds to wait for a pong before
+            :class:`~lomond.events.Unresponsive` and a disconnect (None: never).
+        :param bool auto_pong: answer pings automatically (default True).
+        :param float close_timeout: seconds to wait for the server's close
+            frame after this side sent one, before dropping the connection.
+
+        Every failure becomes an event; the only exceptions that leave the
+        iterator are those raised by the loop body.
+        """
+        for name, value in (("poll", poll), ("ping_rate", ping_rate)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise UsageError(f"{name} must be a number of seconds, 0 or more, not {value!r}")
+        for name, value in (("ping_timeout", ping_timeout), ("close_timeout", close_timeout)):
+            if value is not None and (not isinstance(value, (int, float)) or value < 0):
+                raise UsageError(f"{name} must be None or a number of seconds, not {value!r}")
+        session = session_class(self)
+        self.session = session
+        return session.run(
+            poll=poll,
+            ping_rate=ping_rate,
+            ping_timeout=ping_timeout,
+            auto_pong=auto_pong,
+            close_timeout=close_timeout,
+        )
+
+    __iter__ = connect
+
+    def _on_session_end(self, session: WebSocketSession) -> None:
+        """Called by the session when its generator ends."""
+
+    def __enter__(self) -> WebSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.session is not None:
+            self.session.close()
+
+    # --- sending -----------------------------------------------------------
+
+    def _session(self) -> WebSocketSession:
+        session = self.session
+        if session is None or session.connection is None:
+            raise WebSocketUnavailable("the WebSocket is not connected; iterate it first")
+        return session
+
+    def send_text(self, text: str, compress: bool = True) -> None:
+        """Send a text message.
+
+        Raises TypeError when ``text`` is not a str,
+        :class:`~lomond.errors.WebSocketUnavailable` when the WebSocket is
+        not open, and :class:`~lomond.errors.TransportFail` when the socket
+        fails (the frame was not sent).
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
+        session = self._session()
+        session.send(session.connection.send_text, text, compress)  # type: ignore[union-attr]
+
+    def send_binary(self, data: bytes, compress: bool = True) -> None:
+        """Send a binary message (``bytes``, ``bytearray`` or ``memoryview``); errors as :meth:`send_text`."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        session = self._session()
+        session.send(session.connection.send_binary, bytes(data), compress)  # type: ignore[union-attr]
+
+    def send_json(self, _obj: Any = Ellipsis, **kwargs: Any) -> None:
+        """Send an object (or keyword arguments, as an object) as a JSON text message."""
+        if kwargs and _obj is not Ellipsis:
+            raise ValueError("send_json takes one positional argument or keyword arguments, not both")
+        self.send_text(json.dumps(_obj if _obj is not Ellipsis else kwargs))
+
+    def send_ping(self, data: bytes = b"") -> None:
+        """Send a ping (payload at most 125 bytes); the Pong event reports the round-trip time."""
+        session = self._session()
+        session.send(session.connection.send_ping, data, time.time())  # type: ignore[union-attr]
+
+    def send_pong(self, data: bytes = b"") -> None:
+        """Send a pong (payload at most 125 bytes)."""
+        session = self._session()
+        session.send(session.connection.send_pong, data)  # type: ignore[union-attr]
+
+    def close(self, code: int = Status.NORMAL, reason: str | bytes = b"goodbye") -> None:
+        """Start the closing handshake; the iterator then yields Closed and Disconnected.
+
+        Does nothing when the WebSocket is not open or already closing.
+        Raises ValueError for a code that may not be sent (RFC 6455 section
+        7.4) or a reason longer than 123 bytes.
+        """
+        session = self.session
+        connection = self._connection
+        if session is None or connection is None or connection.state is not State.OPEN:
+            log.debug("%r: close() ignored, the WebSocket is not open", self)
+            return
+        try:
+            session.send(connection.close, code, reason)
+        except WebSocketUnavailable:
+            return
+        if session._close_time is None:
+            session._close_time = time.monotonic()
+
+
+def _deflate_options(compress: Any) -> DeflateOptions:
+    """Return the permessage-deflate options for the ``compress`` argument."""
+    from .protocol.deflate import DeflateOptions
+
+    if compress is True:
+        return DeflateOptions()
+    if isinstance(compress, DeflateOptions):
+        return compress
+    raise UsageError(f"compress must be True, False or DeflateOptions, not {compress!r}")
+
+
+def _header_pairs(headers: Any) -> list[tuple[str, str]]:
+    """Return checked (name, value) pairs from a mapping or an iterable of pairs."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [check_header(name, value) for name, value in items]
+
+
+# Opcode is re-exported for code written against lomond 0.3.
+__all__ += ["Opcode"]

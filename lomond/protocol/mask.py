@@ -1,0 +1,40 @@
+"""XOR masking of client frames (RFC 6455 section 5.3), in pure Python.
+
+Two approaches win, depending on size (measured with timeit on the
+development machine, CPython 3.11, 2026-12-04; ``benchmarks/masking.py``
+repeats the measurement):
+
+- below about 1 KiB, one big-integer XOR of the payload and the repeated
+  key is fastest (0.4 us for 32 bytes, about 400 MB/s at 1 KiB);
+- above it, ``bytes.translate`` with one precomputed XOR table per key
+  byte, applied to each of the four interleaved lanes, runs at about
+  1 GB/s, three times the big-integer XOR (which falls to 350 MB/s).
+"""
+
+from __future__ import annotations
+
+__all__ = ["mask"]
+
+# XOR tables for bytes.translate: _TABLES[k][b] == b ^ k. 64 KiB, built once
+# per process and shared by every connection.
+_TABLES = [bytes(value ^ key_byte for value in range(256)) for key_byte in range(256)]
+
+# Payloads of at least this many bytes use the translate path.
+_TRANSLATE_THRESHOLD = 1024
+
+
+def mask(key: bytes, data: bytes) -> bytes:
+    """Return ``data`` XORed with the 4-byte ``key`` repeated (masking and unmasking)."""
+    size = len(data)
+    if size < _TRANSLATE_THRESHOLD:
+        if not size:
+            return b""
+        repeated = (key * (size // 4 + 1))[:size]
+        value = int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")
+        return value.to_bytes(size, "little")
+    out = bytearray(size)
+    out[0::4] = data[0::4].translate(_TABLES[key[0]])
+    out[1::4] = data[1::4].translate(_TABLES[key[1]])
+    out[2::4] = data[2::4].translate(_TABLES[key[2]])
+    out[3::4] = data[3::4].translate(_TABLES[key[3]])
+    return bytes(out)

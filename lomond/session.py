@@ -1,0 +1,362 @@
+"""Drive one WebSocket connection over a gevent socket.
+
+The session owns the socket and the timers of one connection. It runs as a
+generator in the greenlet that iterates the WebSocket: each turn of its
+loop waits once for readability, with a timeout that is the earliest of the
+next poll, the next automatic ping, the ping timeout, the close timeout and
+the handshake timeout. No timer greenlet runs per connection, and an idle
+connection wakes only for its own deadlines.
+
+Sends may come from any greenlet (and, through the hub, from other OS
+threads); a lock serializes whole frames so that they never interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket as _stdlib_socket
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.lock import Semaphore
+from gevent.monkey import get_original
+
+from . import events
+from .errors import ConnectFail, TransportFail, WebSocketClosed, WebSocketUnavailable
+from .net import Transport, open_transport
+from .protocol.connection import ClientConnection, State
+
+if TYPE_CHECKING:
+    from .websocket import WebSocket
+
+__all__ = ["WebSocketSession"]
+
+log = logging.getLogger(__name__)
+
+# Bytes asked for per read. Large reads let one wake-up parse many small
+# frames; the buffer is freed after each read, so an idle connection
+# holds none.
+READ_SIZE = 256 * 1024
+
+# When the closing handshake is complete, RFC 6455 section 7.1.1 lets the
+# server close TCP first; lomond waits at most this long for it.
+_FINAL_EOF_WAIT = 2.0
+
+# A send handed over from another OS thread gives up after this long.
+_THREAD_SEND_TIMEOUT = 60.0
+
+# The real thread id and lock, even when threading is monkey-patched (then
+# threading.get_ident returns greenlet ids and locks block only greenlets).
+_get_thread_id = get_original("_thread", "get_ident")
+_allocate_thread_lock = get_original("_thread", "allocate_lock")
+
+
+class WebSocketSession:
+    """The I/O of one connection attempt of a :class:`~lomond.websocket.WebSocket`."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.connection: ClientConnection | None = None
+        self.transport: Transport | None = None
+        self._sock: Any = None
+        self._write_lock = Semaphore()
+        self._start_time = time.monotonic()
+        self._close_time: float | None = None
+        self._ping_time: float | None = None
+        self._thread_id = _get_thread_id()
+        self._hub = gevent.get_hub()
+        self._debug = log.isEnabledFor(logging.DEBUG)
+
+    def __repr__(self) -> str:
+        return f"<WebSocketSession {self.websocket.safe_url}>"
+
+    @property
+    def session_time(self) -> float:
+        """Seconds since the session started."""
+        return time.monotonic() - self._start_time
+
+    # --- sending -----------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Write bytes to the socket, whole, under the write lock.
+
+        Raises :class:`~lomond.errors.TransportFail` when the socket fails
+        and :class:`~lomond.errors.WebSocketClosed` when it is gone.
+        """
+        if not data:
+            return
+        sock = self._sock
+        if sock is None:
+            raise WebSocketClosed("the WebSocket is not connected")
+        with self._write_lock:
+            try:
+                sock.sendall(data)
+            except OSError as error:
+                raise TransportFail(f"send failed ({error})") from None
+
+    def send(self, build: Any, *args: Any) -> None:
+        """Build a frame with ``build(*args)`` and write it, both under the write lock.
+
+        Building under the lock keeps compressed frames in the order of the
+        compressor's context (RFC 7692 context takeover).
+        """
+        if _get_thread_id() != self._thread_id:
+            self._send_from_thread(build, *args)
+            return
+        sock = self._sock
+        if sock is None or self.connection is None:
+            raise WebSocketUnavailable("the WebSocket is not connected")
+        with self._write_lock:
+            data = build(*args)
+            if not data:
+                return
+            try:
+                sock.sendall(data)
+            except OSError as error:
+                raise TransportFail(f"send failed ({error})") from None
+
+    def _send_from_thread(self, build: Any, *args: Any) -> None:
+        """Hand a send from another OS thread to this connection's hub and wait for it."""
+        done = _allocate_thread_lock()
+        done.acquire()
+        outcome: list[BaseException | None] = [None]
+
+        def run() -> None:
+            try:
+                self.send(build, *args)
+            except BaseException as error:  # handed back to the calling thread
+                outcome[0] = error
+            finally:
+                done.release()
+
+        # The callback runs in this connection's hub, which owns the socket.
+        self._hub.loop.run_callback_threadsafe(gevent.spawn, run)
+        if not done.acquire(timeout=_THREAD_SEND_TIMEOUT):
+            raise TransportFail(
+                f"send from another thread timed out after {_THREAD_SEND_TIMEOUT:g}s"
+            )
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    def close(self) -> None:
+        """Close the socket now (the closing handshake is the WebSocket's job)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    force_disconnect = close
+
+    # --- the event loop ------------------------------------------------------
+
+    def run(
+        self,
+        poll: float = 5.0,
+        ping_rate: float = 30.0,
+        ping_timeout: float | None = None,
+        auto_pong: bool = True,
+        close_timeout: float | None = 30.0,
+    ) -> Iterator[events.Event]:
+        """Connect, then yield events until the connection ends with Disconnected."""
+        websocket = self.websocket
+        wall = time.time
+        yield events.Connecting(websocket.safe_url, wall())
+        try:
+            yield from self._run(poll, ping_rate, ping_timeout, auto_pong, close_timeout)
+        finally:
+            self.close()
+            websocket._on_session_end(self)
+
+    def _connect(self) -> Iterator[events.Event]:
+        websocket = self.websocket
+        try:
+            self.transport = open_transport(
+                websocket.parsed_url, websocket.tls, websocket.connect_timeout
+            )
+        except ConnectFail as error:
+            log.info("connect to %s failed: %s", websocket.safe_url, error)
+            self._disconnect_reason = str(error)
+            yield events.ConnectFail(str(error), time.time())
+            return
+        self._sock = self.transport.sock
+        log.info("connected to %s", websocket.safe_url)
+        yield events.Connected(websocket.safe_url, self.transport.proxy, time.time())
+
+    def _run(
+        self,
+        poll: float,
+        ping_rate: float,
+        ping_timeout: float | None,
+        auto_pong: bool,
+        close_timeout: float | None,
+    ) -> Iterator[events.Event]:
+        websocket = self.websocket
+        wall = time.time
+        monotonic = time.monotonic
+        self._disconnect_reason = "closed"
+
+        # 1. TCP, proxy and TLS.
+        yield from self._connect()
+        if self._sock is None:
+            yield events.Disconnected(self._disconnect_reason, False, wall())
+            return
+
+        # 2. The opening handshake.
+        connection = websocket._new_connection(auto_pong)
+        self.connection = connection
+        sock = self._sock
+        try:
+            self.write(connection.request())
+        except (TransportFail, WebSocketUnavailable) as error:
+            yield events.Disconnected(f"handshake request failed ({error})", False, wall())
+            return
+        pending = self.transport.leftover if self.transport else b""
+
+        handshake_deadline = monotonic() + websocket.handshake_timeout
+        next_poll = monotonic() + poll if poll else None
+        next_ping = None
+        graceful = False
+        reason = "closed"
+
+        # 3. One loop for the handshake and the connection: wait once, with
+        # the earliest deadline, then feed what arrived to the protocol.
+        while True:
+            now = monotonic()
+            if pending:
+                data, pending = pending, b""
+            else:
+                # 3a. Deadlines.
+                if connection.state is State.CONNECTING:
+                    if now >= handshake_deadline:
+                        reason = (
+                            "handshake timed out: no answer after"
+                            f" {websocket.handshake_timeout:g}s"
+                        )
+                        log.info("%s: %s", websocket.safe_url, reason)
+                        yield events.ConnectFail(reason, wall())
+                        break
+                    deadline = handshake_deadline
+                else:
+                    if next_ping is None and ping_rate:
+                        next_ping = now + ping_rate
+                    if next_poll is not None and now >= next_poll:
+                        next_poll = now + poll
+                        yield events.Poll(wall())
+                        now = monotonic()
+                    if next_ping is not None and now >= next_ping and connection.state is State.OPEN:
+                        next_ping = now + ping_rate
+                        if self._ping_time is None:
+                            self._ping_time = now
+                        try:
+                            self.send(connection.send_ping, b"", wall())
+                        except (TransportFail, WebSocketUnavailable) as error:
+                            reason = str(error)
+                            break
+                    if (
+                        ping_timeout
+                        and self._ping_time is not None
+                        and now - self._ping_time >= ping_timeout
+                    ):
+                        reason = f"unresponsive: no pong within {ping_timeout:g}s"
+                        log.info("%s: %s", websocket.safe_url, reason)
+                        yield events.Unresponsive(wall())
+                        break
+                    if connection.state is State.CLOSING and self._close_time is None:
+                        self._close_time = now
+                    if close_timeout and self._close_time is not None:
+                        if now - self._close_time >= close_timeout:
+                            reason = f"close timed out: no close frame within {close_timeout:g}s"
+                            log.info("%s: %s", websocket.safe_url, reason)
+                            break
+                    deadline = min(
+                        value
+                        for value in (
+                            next_poll,
+                            next_ping,
+                            self._ping_time + ping_timeout
+                            if ping_timeout and self._ping_time is not None
+                            else None,
+                            self._close_time + close_timeout
+                            if close_timeout and self._close_time is not None
+                            else None,
+                            # A close() from another greenlet cannot shorten a
+                            # wait already started, so no wait is longer than
+                            # the close timeout.
+                            now + (close_timeout or 3600.0),
+                        )
+                        if value is not None
+                    )
+
+                # 3b. Wait for data or the deadline.
+                if self._sock is None:
+                    reason = "socket closed"
+                    break
+                sock.settimeout(max(deadline - monotonic(), 0.0))
+                try:
+                    data = sock.recv(READ_SIZE)
+                except (_stdlib_socket.timeout, TimeoutError):
+                    continue
+                except OSError as error:
+                    reason = f"socket error ({error})"
+                    log.info("%s: %s", websocket.safe_url, reason)
+                    break
+                if not data:
+                    connection.receive_eof()
+                    if connection.close_received is not None:
+                        graceful = True
+                        reason = "closed"
+                    elif connection.state is State.CONNECTING or connection.response is None:
+                        reason = "the server closed the connection during the handshake"
+                        yield events.ConnectFail(reason, wall())
+                    else:
+                        reason = "the server closed the connection without a close frame"
+                    break
+
+            # 3c. Feed the protocol and answer what it asks (pongs, close frames).
+            received = connection.receive(data, wall())
+            reply = connection.data_to_send()
+            if reply:
+                try:
+                    self.write(reply)
+                except (TransportFail, WebSocketUnavailable):
+                    pass
+            for event in received:
+                if event.name == "pong":
+                    self._ping_time = None
+                yield event
+            if connection.should_drop:
+                reason = connection.failure or "connection failed"
+                break
+            if connection.state is State.CLOSED and connection.close_received is not None:
+                # Both close frames exchanged: wait briefly for the server
+                # to close TCP (section 7.1.1), then close it ourselves.
+                graceful = True
+                reason = "closed"
+                self._wait_for_eof(min(close_timeout or _FINAL_EOF_WAIT, _FINAL_EOF_WAIT))
+                break
+
+        self.close()
+        log.info("disconnected from %s: %s", websocket.safe_url, reason)
+        yield events.Disconnected(reason, graceful, wall())
+
+    def _wait_for_eof(self, timeout: float) -> None:
+        """Read and discard until the server closes TCP, for at most ``timeout`` seconds."""
+        sock = self._sock
+        if sock is None:
+            return
+        deadline = time.monotonic() + timeout
+        for _ in range(64):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            sock.settimeout(remaining)
+            try:
+                if not sock.recv(4096):
+                    return
+            except (OSError, _stdlib_socket.timeout):
+                return
+
