@@ -226,7 +226,9 @@ class WebSocketSession:
         # the earliest deadline, then feed what arrived to the protocol.
         while True:
             now = monotonic()
-            if pending:
+            if pending or connection.failure_pending:
+                # A pending failure is reported by feeding no bytes, after
+                # the events before it were handled.
                 data, pending = pending, b""
             else:
                 # 3a. Deadlines.

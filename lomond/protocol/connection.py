@@ -122,6 +122,8 @@ class ClientConnection:
         self._reader: ResponseReader | None = ResponseReader(max_header_size)
         self._outgoing: list[bytes] = []
         self._ping_payload: bytes | None = None
+        # A protocol error found after other events in the same receive().
+        self._deferred_failure: PeerError | None = None
         self._ping_time = 0.0
 
         # A frame header (or a whole control frame) split across reads.
@@ -184,21 +186,42 @@ class ClientConnection:
         """Feed bytes read from the socket and return the events they complete.
 
         Afterwards write :meth:`data_to_send`, and close the socket when
-        :attr:`should_drop` is True. Bytes received after the connection
-        closed or failed are ignored.
+        :attr:`should_drop` is True. When :attr:`failure_pending` is True,
+        call ``receive(b"")`` after handling the events. Bytes received
+        after the connection closed or failed are ignored.
         """
         out: list[events.Event] = []
         if self.state is State.CONNECTING:
             data = self._receive_handshake(data, now, out)
             if not data or self.state is not State.OPEN:
                 return out
+        if self._deferred_failure is not None:
+            error, self._deferred_failure = self._deferred_failure, None
+            self.fail(error, now, out)
+            return out
         if self.close_received is not None or self.should_drop:
             return out
         try:
             self._receive_frames(data, now, out)
         except PeerError as error:
-            self.fail(error, now, out)
+            if out:
+                # The frames before the bad one were valid: the caller
+                # handles their events (and may answer them) while the
+                # connection is still open, and the next receive() call
+                # fails it.
+                self._deferred_failure = error
+            else:
+                self.fail(error, now, out)
         return out
+
+    @property
+    def failure_pending(self) -> bool:
+        """True when a protocol error follows the events just returned.
+
+        The caller handles those events, then calls ``receive(b"")``,
+        which returns the ProtocolError event and queues the close frame.
+        """
+        return self._deferred_failure is not None
 
     def receive_eof(self) -> None:
         """Record that the server closed the TCP connection; the session then reports Disconnected."""
