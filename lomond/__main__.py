@@ -212,4 +212,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # The reader of standard output went away (for example `| head`).
+        sys.stderr.close()
+        sys.exit(1)
