@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from ..errors import InvalidURL
 
 __all__ = ["WebSocketURL", "parse_url"]
 
 _DEFAULT_PORTS = {"ws": 80, "wss": 443, "ws+unix": 80, "wss+unix": 443}
+
+# Printable ASCII other than space: what a request-target may contain as is.
+# Everything else is percent-encoded as UTF-8, as browsers do, because the
+# request line is sent in latin-1 and cannot hold spaces or line breaks.
+_REQUEST_TARGET_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ def parse_url(url: str, unix_socket: str | None = None) -> WebSocketURL:
             scheme=scheme,
             host="localhost",
             port=_DEFAULT_PORTS[scheme],
-            resource=(resource or "/") + query,
+            resource=_encode_resource((resource or "/") + query),
             secure=secure,
             unix_socket=socket_path,
         )
@@ -115,8 +120,14 @@ def parse_url(url: str, unix_socket: str | None = None) -> WebSocketURL:
             host = ipaddress.IPv6Address(host.split("%")[0]).compressed
         except ValueError:
             raise InvalidURL(f"invalid IPv6 address {host!r}") from None
-    if any(char in host for char in " \r\n\t/\\@"):
+    if any(char in "/\\@" or char <= " " or char == "\x7f" for char in host):
         raise InvalidURL(f"invalid host {host!r}")
+    if not host.isascii():
+        # An internationalized name goes on the wire in its ASCII form.
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InvalidURL(f"invalid host {host!r}: it cannot be encoded with IDNA") from None
 
     # RFC 6455 section 3: fragments have no meaning in WebSocket URLs, so a
     # "#..." part is dropped rather than sent.
@@ -124,12 +135,17 @@ def parse_url(url: str, unix_socket: str | None = None) -> WebSocketURL:
         scheme=scheme,
         host=host,
         port=port,
-        resource=(parts.path or "/") + query,
+        resource=_encode_resource((parts.path or "/") + query),
         secure=secure,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         unix_socket=unix_socket,
     )
+
+
+def _encode_resource(resource: str) -> str:
+    """Percent-encode what may not appear on the request line; keep existing escapes."""
+    return quote(resource, safe=_REQUEST_TARGET_SAFE)
 
 
 def _redact(url: str) -> str:
