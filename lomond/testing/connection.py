@@ -229,6 +229,7 @@ class Connection:
         the same write as the 101 response, so they share its TCP segment.
         """
         if self._handshake_request is None:
+            self.reject(400, body="not a WebSocket upgrade request\n")
             raise ExpectationFailed(
                 f"cannot accept: the request is not a valid WebSocket upgrade ({self.request.method} {self.request.target})"
             )

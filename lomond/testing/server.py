@@ -276,8 +276,12 @@ class Server:
         context = self.tls.server_context()
         tls_sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         self._sockets.append(tls_sock)
-        with gevent.Timeout(default_timeout(self.request_timeout)):
-            tls_sock.do_handshake()
+        try:
+            with gevent.Timeout(default_timeout(self.request_timeout)):
+                tls_sock.do_handshake()
+        except BaseException:
+            tls_sock.close()
+            raise
         return tls_sock
 
     def _serve(self, conn: Connection) -> None:

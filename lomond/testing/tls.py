@@ -40,12 +40,15 @@ class TLSFiles:
         return context
 
     def client_context(self, with_client_cert: bool | None = None) -> ssl.SSLContext:
-        """Build a client context that trusts the CA.
+        """Build a client context (gevent's ssl) that trusts the CA.
 
-        The client certificate is loaded when ``with_client_cert`` is True,
-        or when it is None and the server requires one.
+        It verifies the certificate and host name. The client certificate
+        is loaded when ``with_client_cert`` is True, or when it is None and
+        the server requires one. Code that does not run on gevent builds its
+        own context from :attr:`ca_file` instead.
         """
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.ca.configure_trust(context)
         if with_client_cert or (with_client_cert is None and self.require_client_cert):
             self.client_cert.configure_cert(context)
