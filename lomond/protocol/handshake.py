@@ -66,6 +66,13 @@ def check_header(name: str | bytes, value: str | bytes) -> tuple[str, str]:
         raise InvalidHeader(
             f"invalid value for header {name!r}: it contains CR, LF or NUL"
         )
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise InvalidHeader(
+            f"invalid value for header {name!r}: the request is latin-1;"
+            " pass other text encoded as bytes"
+        ) from None
     return name, value
 
 
@@ -100,8 +107,10 @@ class Handshake:
             raise ValueError(f"the handshake key must be 16 bytes, not {len(key)}")
         self.url = url
         self.key = base64.b64encode(key)
-        self.agent = agent
-        self.origin = origin
+        # User-Agent and Origin go through the same checks as extra headers,
+        # so that CR or LF cannot inject a header through them either.
+        self.agent = check_header("User-Agent", agent)[1]
+        self.origin = check_header("Origin", origin)[1] if origin is not None else None
         self.protocols = list(protocols)
         for protocol in self.protocols:
             if not protocol or not set(protocol) <= _TOKEN_CHARS:

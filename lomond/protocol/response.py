@@ -33,7 +33,10 @@ class Response:
         code, _, reason = rest.partition(" ")
         self.http_ver = version
         self.status = reason.strip()
-        self.status_code: int | None = int(code) if code.isdigit() else None
+        # isdigit() alone accepts latin-1 digits such as "\xb2", which int() rejects.
+        self.status_code: int | None = (
+            int(code) if code.isascii() and code.isdigit() else None
+        )
         self.header_list: list[tuple[str, str]] = []
         headers: dict[str, str] = {}
         for raw_line in lines[1:]:
@@ -96,7 +99,10 @@ class ResponseReader:
         self._buffer += data
         end = self._buffer.find(b"\r\n\r\n", start)
         if end == -1:
-            if len(self._buffer) > self.max_size:
+            # The last 3 bytes may be the start of CRLF CRLF, which is not
+            # part of the header block; without this margin the limit would
+            # depend on how the bytes were split into reads.
+            if len(self._buffer) > self.max_size + 3:
                 raise HandshakeError(
                     f"response header block is larger than {self.max_size} bytes"
                 )
