@@ -2,14 +2,19 @@
 
 Everything here uses gevent's cooperative socket, resolver and ssl modules
 directly, so it works without monkey-patching and never blocks other
-greenlets.
+greenlets. One connect timeout covers the whole attempt: DNS, every TCP
+connection attempt, the proxy's answer and the TLS handshake.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import socket as _stdlib_socket
 import ssl as _stdlib_ssl
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,24 +22,46 @@ import certifi
 import gevent
 from gevent import socket as gsocket
 from gevent import ssl as gssl
+from gevent.lock import Semaphore
+from gevent.queue import Empty, Queue
 
-from .errors import ConnectFail
+from .errors import ConnectFail, InvalidURL
 from .protocol.url import WebSocketURL
+from .proxy import ProxyURL, connect_tunnel, parse_proxy_url
 
-__all__ = ["TLSOptions", "Transport", "open_transport", "build_ssl_context", "describe_ssl_error"]
+__all__ = [
+    "TLSOptions",
+    "Transport",
+    "open_transport",
+    "build_ssl_context",
+    "describe_ssl_error",
+    "CONNECTION_ATTEMPT_DELAY",
+]
 
 log = logging.getLogger(__name__)
+
+#: Seconds between the starts of two TCP connection attempts to the
+#: addresses of one host, when the first has not finished: the "Connection
+#: Attempt Delay" that RFC 8305 section 5 recommends (250 ms).
+CONNECTION_ATTEMPT_DELAY = 0.25
+
+# Bytes asked for per read of the socket under a TLS layer that runs in
+# memory (see LayeredTLSSocket); one TLS record is at most 16 KiB plus
+# its overhead.
+_TLS_READ_SIZE = 17 * 1024
 
 
 @dataclass
 class TLSOptions:
     """How to verify the server and identify the client over TLS.
 
-    ``context`` is used exactly as given when set; the other fields then
-    have no effect. Otherwise lomond builds a context that verifies the
-    server against ``cafile`` (default: certifi's CA bundle), checks the
-    host name, and requires TLS 1.2 or newer. ``verify=False`` turns
-    verification off, explicitly.
+    ``context`` is used exactly as given when set: lomond neither reads nor
+    changes its settings, and the other fields except ``server_hostname``
+    then have no effect. Otherwise lomond builds a context that verifies
+    the server against ``cafile`` (default: certifi's CA bundle), checks
+    the host name, and requires TLS 1.2 or newer. ``verify=False`` turns
+    verification off, explicitly. ``server_hostname`` replaces the URL's
+    host for SNI and the certificate's host name check.
     """
 
     verify: bool = True
@@ -60,22 +87,52 @@ class Transport:
     hops: list[str] = field(default_factory=list)
 
 
+# --- TLS ---------------------------------------------------------------------
+
+
 def build_ssl_context(options: TLSOptions) -> _stdlib_ssl.SSLContext:
-    """Return the SSL context for ``options`` (the given one, or a verifying default)."""
+    """Return the SSL context for ``options``: the given one, or a verifying default.
+
+    Built contexts are cached per set of options and file modification
+    times, because each holds its own copy of the CA bundle; thousands of
+    connections then share one. Raises ``OSError`` or ``ssl.SSLError`` when
+    a certificate or key file cannot be loaded.
+    """
     if options.context is not None:
         return options.context
+    files = (options.cafile or certifi.where(), options.certfile, options.keyfile)
+    stamps = tuple(os.stat(path).st_mtime_ns if path else None for path in files)
+    return _cached_context(options.verify, *files, stamps)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_context(
+    verify: bool,
+    cafile: str,
+    certfile: str | None,
+    keyfile: str | None,
+    stamps: tuple[int | None, ...],
+) -> _stdlib_ssl.SSLContext:
     context = gssl.SSLContext(gssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = gssl.TLSVersion.TLSv1_2
-    if options.verify:
-        context.load_verify_locations(cafile=options.cafile or certifi.where())
+    if verify:
+        context.load_verify_locations(cafile=cafile)
         context.check_hostname = True
         context.verify_mode = gssl.CERT_REQUIRED
     else:
         context.check_hostname = False
         context.verify_mode = gssl.CERT_NONE
-    if options.certfile:
-        context.load_cert_chain(options.certfile, options.keyfile)
+    if certfile:
+        context.load_cert_chain(certfile, keyfile)
     return context
+
+
+# OpenSSL's X509_V_ERR_* codes (include/openssl/x509_vfy.h), by what the
+# user can do about them.
+_NOT_YET_VALID = {9}
+_EXPIRED = {10}
+_UNKNOWN_CA = {2, 18, 19, 20, 21, 27}
+_WRONG_HOST = {62, 64}
 
 
 def describe_ssl_error(error: BaseException, host: str) -> str:
@@ -83,86 +140,447 @@ def describe_ssl_error(error: BaseException, host: str) -> str:
     if isinstance(error, _stdlib_ssl.SSLCertVerificationError):
         detail = error.verify_message or str(error)
         code = error.verify_code
-        if code == 10:
-            return f"TLS certificate of {host} has expired ({detail})"
-        if code in (2, 19, 20, 21):
+        if code in _EXPIRED:
+            return (
+                f"TLS certificate of {host} has expired ({detail}); the server must"
+                " renew it, unless this machine's clock is wrong"
+            )
+        if code in _NOT_YET_VALID:
+            return (
+                f"TLS certificate of {host} is not valid yet ({detail});"
+                " check this machine's clock"
+            )
+        if code in _UNKNOWN_CA:
             return (
                 f"TLS certificate of {host} is signed by an unknown CA ({detail});"
-                " pass ssl_cafile= with the CA bundle that signed it"
+                " pass ssl_cafile= with the CA certificate that signed it"
             )
-        if code == 62 or "hostname" in detail.lower() or "ip address" in detail.lower():
-            return f"TLS certificate does not match host {host} ({detail})"
+        if code in _WRONG_HOST:
+            return (
+                f"TLS certificate is not valid for host {host} ({detail}); connect"
+                " with a host name that the certificate lists, or pass server_hostname="
+            )
         return f"TLS certificate of {host} failed verification ({detail})"
+
+    reason = getattr(error, "reason", None) or ""
+    if reason == "WRONG_VERSION_NUMBER":
+        return (
+            f"TLS handshake with {host} failed: the server did not answer with TLS"
+            " (is it a ws:// server?)"
+        )
+    if reason in ("UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION"):
+        return (
+            f"TLS handshake with {host} failed: no TLS version in common"
+            f" (lomond requires TLS 1.2 or newer) ({error})"
+        )
+    if reason in ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_HANDSHAKE_FAILURE"):
+        return (
+            f"TLS handshake with {host} failed ({reason.lower()}); if the server"
+            " requires a client certificate, pass ssl_certfile="
+        )
+    if isinstance(error, _stdlib_ssl.SSLEOFError):
+        return f"TLS handshake with {host} failed: the server closed the connection"
     return f"TLS handshake with {host} failed ({error})"
 
 
-def _tcp_connect(host: str, port: int, timeout: float) -> Any:
-    """Connect to ``host``:``port``, trying each resolved address in turn."""
+def start_tls(
+    sock: Any,
+    context: _stdlib_ssl.SSLContext,
+    server_hostname: str,
+    deadline: float,
+    timeout: float,
+    initial: bytes = b"",
+) -> Any:
+    """Run the TLS client handshake over ``sock`` and return the TLS socket.
+
+    ``initial`` holds bytes already read from ``sock`` (after a proxy's
+    answer) that start the server's side of the TLS stream. A socket that
+    is itself TLS (an ``https://`` proxy), or ``initial`` bytes, need the
+    TLS layer to run in memory (:class:`LayeredTLSSocket`); otherwise
+    gevent's SSLSocket runs it on the file descriptor. Closes ``sock`` and
+    raises :class:`~lomond.errors.ConnectFail` on failure.
+    """
+    layered = bool(initial) or isinstance(sock, (_stdlib_ssl.SSLSocket, LayeredTLSSocket))
     try:
-        infos = gsocket.getaddrinfo(host, port, 0, gsocket.SOCK_STREAM)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        if layered:
+            tls_sock: Any = LayeredTLSSocket(sock, context, server_hostname, initial)
+        else:
+            tls_sock = gssl.SSLSocket(
+                sock=sock,
+                server_side=False,
+                server_hostname=server_hostname,
+                do_handshake_on_connect=False,
+                _context=context,
+            )
+        tls_sock.settimeout(remaining)
+        tls_sock.do_handshake()
+    except _stdlib_ssl.SSLError as error:
+        sock.close()
+        raise ConnectFail(describe_ssl_error(error, server_hostname)) from None
+    except (_stdlib_socket.timeout, TimeoutError):
+        sock.close()
+        raise ConnectFail(
+            f"TLS handshake with {server_hostname} timed out after {timeout:g}s"
+        ) from None
+    except OSError as error:
+        sock.close()
+        raise ConnectFail(f"TLS handshake with {server_hostname} failed ({error})") from None
+    return tls_sock
+
+
+class LayeredTLSSocket:
+    """A TLS client connection that runs in memory over another socket-like object.
+
+    The standard SSLSocket needs a file descriptor of its own, so it cannot
+    run over a TLS connection to an ``https://`` proxy, nor take bytes that
+    were already read. This class feeds an ``ssl.SSLObject`` through memory
+    BIOs instead, and offers the socket methods the session uses. A lock
+    keeps whole TLS records in order when two greenlets write.
+
+    NOTE: TLS 1.2 renegotiation, which a server may start at any time, is
+    not supported here: a write that needs it fails with ``ssl.SSLError``.
+    """
+
+    def __init__(
+        self, carrier: Any, context: _stdlib_ssl.SSLContext, server_hostname: str, initial: bytes = b""
+    ) -> None:
+        self._carrier = carrier
+        self._incoming = _stdlib_ssl.MemoryBIO()
+        self._outgoing = _stdlib_ssl.MemoryBIO()
+        if initial:
+            self._incoming.write(initial)
+        self._tls = context.wrap_bio(
+            self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
+        )
+        self._send_lock = Semaphore()
+
+    def __repr__(self) -> str:
+        return f"<LayeredTLSSocket over {self._carrier!r}>"
+
+    def do_handshake(self) -> None:
+        """Exchange handshake records until the handshake completes.
+
+        The timeout set with :meth:`settimeout` bounds the whole handshake,
+        not each read. Raises ``ssl.SSLError``, ``OSError`` or ``TimeoutError``.
+        """
+        timeout = self._carrier.gettimeout()
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        while True:
+            try:
+                self._tls.do_handshake()
+                break
+            except _stdlib_ssl.SSLWantReadError:
+                self._flush()
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError("the TLS handshake timed out") from None
+                    self._carrier.settimeout(remaining)
+                self._fill()
+        self._carrier.settimeout(timeout)
+        self._flush()
+
+    def recv(self, size: int) -> bytes:
+        """Return up to ``size`` bytes of plaintext; ``b""`` once the server closed TLS."""
+        while True:
+            try:
+                data = self._tls.read(size)
+            except _stdlib_ssl.SSLWantReadError:
+                self._flush()
+                self._fill()
+                continue
+            except _stdlib_ssl.SSLZeroReturnError:
+                return b""
+            if self._outgoing.pending:
+                # A read can produce records to send (a TLS 1.3 key update).
+                self._flush()
+            return data
+
+    def sendall(self, data: bytes) -> None:
+        """Encrypt ``data`` and send all of it."""
+        with self._send_lock:
+            view = memoryview(data)
+            while view:
+                written = self._tls.write(view)
+                view = view[written:]
+            self._carrier.sendall(self._outgoing.read())
+
+    def _flush(self) -> None:
+        with self._send_lock:
+            pending = self._outgoing.read()
+            if pending:
+                self._carrier.sendall(pending)
+
+    def _fill(self) -> None:
+        data = self._carrier.recv(_TLS_READ_SIZE)
+        if data:
+            self._incoming.write(data)
+        else:
+            self._incoming.write_eof()
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._carrier.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self._carrier.gettimeout()
+
+    def fileno(self) -> int:
+        return self._carrier.fileno()
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        return self._tls.getpeercert(binary_form)
+
+    def version(self) -> str | None:
+        return self._tls.version()
+
+    def cipher(self) -> Any:
+        return self._tls.cipher()
+
+    def selected_alpn_protocol(self) -> str | None:
+        return self._tls.selected_alpn_protocol()
+
+    def close(self) -> None:
+        self._carrier.close()
+
+
+# --- TCP ---------------------------------------------------------------------
+
+
+def interleave_addresses(infos: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Order ``getaddrinfo`` results by alternating address families.
+
+    RFC 8305 section 4: keep the resolver's preferred first address, then
+    alternate between families, so that a broken IPv6 (or IPv4) path costs
+    one connection attempt delay rather than one timeout per address.
+    """
+    by_family: dict[Any, list[tuple[Any, ...]]] = {}
+    for info in infos:
+        by_family.setdefault(info[0], []).append(info)
+    queues = list(by_family.values())
+    ordered: list[tuple[Any, ...]] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                ordered.append(queue.pop(0))
+    return ordered
+
+
+def tcp_connect(host: str, port: int, deadline: float, timeout: float, label: str = "") -> Any:
+    """Resolve ``host`` and connect to ``port`` on one of its addresses, Happy Eyeballs style.
+
+    Attempts start :data:`CONNECTION_ATTEMPT_DELAY` apart, or at once when
+    the previous one failed, and run side by side; the first to connect
+    wins and the others are closed (RFC 8305). Everything must finish by
+    ``deadline`` (a ``time.monotonic()`` value). ``label`` names the peer
+    in messages ("proxy ..."). Raises :class:`~lomond.errors.ConnectFail`.
+    """
+    peer = label or f"{host}:{port}"
+
+    # 1. DNS, under the same deadline.
+    try:
+        with gevent.Timeout(max(deadline - time.monotonic(), 0.001), _ResolveTimeout):
+            infos = gsocket.getaddrinfo(host, port, 0, gsocket.SOCK_STREAM)
+    except _ResolveTimeout:
+        raise ConnectFail(f"resolving host {host!r} timed out after {timeout:g}s") from None
     except gsocket.gaierror as error:
         raise ConnectFail(f"could not resolve host {host!r} ({error})") from None
-    last_error: Exception | None = None
-    for family, socktype, proto, _, address in infos:
-        sock = gsocket.socket(family, socktype, proto)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(address)
-        except OSError as error:
-            sock.close()
-            last_error = error
-            log.debug("connect to %s failed: %s", address, error)
-            continue
+    candidates = interleave_addresses(infos)
+    if not candidates:
+        raise ConnectFail(f"host {host!r} has no address")
+
+    # 2. One attempt inline, or a race between several.
+    if len(candidates) == 1:
+        sock, errors = _connect_one(candidates[0], deadline)
+    else:
+        sock, errors = _race(candidates, deadline)
+    if sock is not None:
         sock.setsockopt(gsocket.IPPROTO_TCP, gsocket.TCP_NODELAY, 1)
         return sock
-    if isinstance(last_error, (_stdlib_socket.timeout, TimeoutError)):
-        raise ConnectFail(f"connection to {host}:{port} timed out after {timeout:g}s")
-    raise ConnectFail(f"connection to {host}:{port} failed ({last_error})")
+
+    # 3. Every attempt failed, or the deadline passed first.
+    timed_out = len(errors) < len(candidates) or all(
+        isinstance(error, (_stdlib_socket.timeout, TimeoutError)) for _, error in errors
+    )
+    if timed_out:
+        raise ConnectFail(f"connection to {peer} timed out after {timeout:g}s")
+    if len(errors) == 1:
+        raise ConnectFail(f"connection to {peer} failed ({errors[0][1]})")
+    detail = "; ".join(f"{_format_address(address)}: {error}" for address, error in errors)
+    raise ConnectFail(f"connection to {peer} failed on every address ({detail})")
 
 
-def _unix_connect(path: str, timeout: float) -> Any:
+def _connect_one(candidate: tuple[Any, ...], deadline: float) -> tuple[Any, list[tuple[Any, BaseException]]]:
+    """Connect to one ``getaddrinfo`` result; return (socket or None, [(address, error)])."""
+    family, socktype, proto, _, address = candidate
+    sock = gsocket.socket(family, socktype, proto)
+    try:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out")
+        sock.settimeout(remaining)
+        sock.connect(address)
+    except OSError as error:
+        sock.close()
+        log.debug("connect to %s failed: %s", _format_address(address), error)
+        return None, [(address, error)]
+    except BaseException:
+        # Killed by the race that this attempt lost.
+        sock.close()
+        raise
+    return sock, []
+
+
+def _race(candidates: list[tuple[Any, ...]], deadline: float) -> tuple[Any, list[tuple[Any, BaseException]]]:
+    """Race connection attempts to ``candidates``; return (winning socket or None, errors)."""
+    results: Queue = Queue()
+    waiting = list(candidates)
+    attempts: list[gevent.Greenlet] = []
+    errors: list[tuple[Any, BaseException]] = []
+
+    def attempt(candidate: tuple[Any, ...]) -> None:
+        results.put(_connect_one(candidate, deadline))
+
+    try:
+        running = 0
+        next_start = time.monotonic()
+        # Each turn starts an attempt, takes a result, or waits until the
+        # next start or the deadline: at most three turns per candidate.
+        for _ in range(3 * len(candidates) + 2):
+            now = time.monotonic()
+            if now >= deadline or not (waiting or running):
+                break
+            if waiting and (running == 0 or now >= next_start):
+                attempts.append(gevent.spawn(attempt, waiting.pop(0)))
+                running += 1
+                next_start = now + CONNECTION_ATTEMPT_DELAY
+                continue
+            wait = deadline - now
+            if waiting:
+                wait = min(wait, next_start - now)
+            try:
+                sock, failures = results.get(timeout=max(wait, 0.0))
+            except Empty:
+                # The delay is over: start the next attempt on the next turn.
+                next_start = now
+                continue
+            running -= 1
+            if sock is not None:
+                return sock, errors
+            errors.extend(failures)
+            # RFC 8305 section 5: a failed attempt lets the next one start now.
+            next_start = time.monotonic()
+        return None, errors
+    finally:
+        # Stop the attempts still running, and close any socket that
+        # connected after the winner.
+        gevent.killall(attempts, block=True)
+        while not results.empty():
+            late_sock, _ = results.get_nowait()
+            if late_sock is not None:
+                late_sock.close()
+
+
+class _ResolveTimeout(Exception):
+    """Raised by this module's own DNS timer, so that no other gevent.Timeout is caught."""
+
+
+def _format_address(address: Any) -> str:
+    host, port = address[0], address[1]
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def _unix_connect(path: str, deadline: float, timeout: float) -> Any:
     sock = gsocket.socket(gsocket.AF_UNIX, gsocket.SOCK_STREAM)
     try:
-        sock.settimeout(timeout)
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
         sock.connect(path)
+    except (_stdlib_socket.timeout, TimeoutError):
+        sock.close()
+        raise ConnectFail(f"connection to Unix socket {path!r} timed out after {timeout:g}s") from None
     except OSError as error:
         sock.close()
         raise ConnectFail(f"connection to Unix socket {path!r} failed ({error})") from None
     return sock
 
 
-def wrap_tls(sock: Any, url: WebSocketURL, tls: TLSOptions, timeout: float) -> Any:
-    """Run the TLS handshake on ``sock`` and return the TLS socket."""
-    context = build_ssl_context(tls)
-    server_hostname = tls.server_hostname or url.host
-    try:
-        tls_sock = gssl.SSLSocket(
-            sock=sock,
-            server_side=False,
-            server_hostname=server_hostname,
-            do_handshake_on_connect=False,
-            _context=context,
-        )
-        tls_sock.settimeout(timeout)
-        tls_sock.do_handshake()
-    except _stdlib_ssl.SSLError as error:
-        sock.close()
-        raise ConnectFail(describe_ssl_error(error, server_hostname)) from None
-    except (OSError, gevent.Timeout) as error:
-        sock.close()
-        raise ConnectFail(f"TLS handshake with {server_hostname} failed ({error})") from None
-    return tls_sock
+# --- the whole path ------------------------------------------------------------
 
 
-def open_transport(url: WebSocketURL, tls: TLSOptions, connect_timeout: float) -> Transport:
-    """Connect to the server of ``url`` (and run TLS for wss://).
+def open_transport(
+    url: WebSocketURL, tls: TLSOptions, connect_timeout: float, *, proxy: str | None = None
+) -> Transport:
+    """Connect to the server of ``url``, through ``proxy`` when given, and run TLS for wss://.
+
+    ``proxy`` is a proxy URL (``http://``, ``https://``, ``socks4://``,
+    ``socks4a://``, ``socks5://`` or ``socks5h://``, with optional
+    ``user:password@``), usually chosen by
+    :func:`~lomond.proxy.select_proxy`; it is ignored for Unix domain
+    sockets. ``connect_timeout`` (seconds) covers every step.
 
     Raises :class:`~lomond.errors.ConnectFail` with the reason on any failure.
     """
+    deadline = time.monotonic() + connect_timeout
+    try:
+        context = build_ssl_context(tls) if url.secure else None
+    except (OSError, _stdlib_ssl.SSLError) as error:
+        raise ConnectFail(f"could not load the TLS certificates or keys ({error})") from None
+
+    # 1. A Unix domain socket: no DNS and no proxy.
     if url.unix_socket is not None:
-        sock = _unix_connect(url.unix_socket, connect_timeout)
+        sock = _unix_connect(url.unix_socket, deadline, connect_timeout)
+        if context is not None:
+            sock = start_tls(sock, context, tls.server_hostname or url.host, deadline, connect_timeout)
+        return Transport(sock=sock)
+
+    # 2. TCP to the server, or to the proxy and through it.
+    proxy_url: ProxyURL | None = None
+    leftover = b""
+    if proxy is None:
+        sock = tcp_connect(url.host, url.port, deadline, connect_timeout)
     else:
-        sock = _tcp_connect(url.host, url.port, connect_timeout)
-    if url.secure:
-        sock = wrap_tls(sock, url, tls, connect_timeout)
-    return Transport(sock=sock)
+        try:
+            proxy_url = parse_proxy_url(proxy)
+        except InvalidURL as error:
+            raise ConnectFail(str(error)) from None
+        sock, leftover = _through_proxy(proxy_url, url, tls, deadline, connect_timeout)
+
+    # 3. TLS to the server, fed first with any bytes the proxy sent after its answer.
+    if context is not None:
+        server_hostname = tls.server_hostname or url.host
+        sock = start_tls(sock, context, server_hostname, deadline, connect_timeout, initial=leftover)
+        leftover = b""
+    return Transport(
+        sock=sock, proxy=proxy_url.safe_url if proxy_url else None, leftover=leftover
+    )
+
+
+def _through_proxy(
+    proxy: ProxyURL, url: WebSocketURL, tls: TLSOptions, deadline: float, timeout: float
+) -> tuple[Any, bytes]:
+    """Open a connection to ``url``'s host through ``proxy``; return (socket, bytes after the answer)."""
+    if proxy.scheme.startswith("socks"):
+        from .socks import socks_connect
+
+        return socks_connect(proxy, url.host, url.port, deadline, timeout), b""
+
+    sock = tcp_connect(proxy.host, proxy.port, deadline, timeout, label=f"proxy {proxy.safe_url}")
+    try:
+        if proxy.scheme == "https":
+            # The proxy is verified like the server, but with the proxy's
+            # host name, and without the server's client certificate.
+            proxy_tls = TLSOptions(verify=tls.verify, cafile=tls.cafile, context=tls.context)
+            try:
+                context = build_ssl_context(proxy_tls)
+            except (OSError, _stdlib_ssl.SSLError) as error:
+                raise ConnectFail(f"could not load the TLS certificates ({error})") from None
+            sock = start_tls(sock, context, proxy.host, deadline, timeout)
+        leftover = connect_tunnel(sock, proxy, url.host, url.port, deadline, timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, leftover
