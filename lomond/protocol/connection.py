@@ -192,8 +192,9 @@ class ClientConnection:
         """
         out: list[events.Event] = []
         if self.state is State.CONNECTING:
+            # Only a valid answer returns bytes: the frames that followed it.
             data = self._receive_handshake(data, now, out)
-            if not data or self.state is not State.OPEN:
+            if not data:
                 return out
         if self._deferred_failure is not None:
             error, self._deferred_failure = self._deferred_failure, None
@@ -472,8 +473,10 @@ class ClientConnection:
     def fail(self, error: PeerError, now: float, out: list[events.Event]) -> None:
         """Fail the connection (section 7.1.7): send a close frame with the error's code, then drop."""
         self.failure = str(error)
-        out.append(events.ProtocolError(str(error), True, now))
-        if self.close_sent is None and self.state in (State.OPEN, State.CLOSING):
+        # The event is "critical" only when no close frame can go out first.
+        can_close = self.close_sent is None and self.state in (State.OPEN, State.CLOSING)
+        out.append(events.ProtocolError(str(error), not can_close, now))
+        if can_close:
             payload = build_close_payload(error.close_code, _short_reason(str(error)))
             self._outgoing.append(self._frame(Opcode.CLOSE, payload))
             self.close_sent = (error.close_code, str(error))

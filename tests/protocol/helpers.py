@@ -167,14 +167,43 @@ def parse_client_frames(data: bytes) -> list[tuple[int, int, bytes, bytes]]:
 
 
 def sent_close(data: bytes) -> tuple[int, bytes] | None:
-    """Return (code, reason) of the single close frame in ``data`` (None for an empty payload)."""
+    """Return (code, reason) of the close frame that ends ``data`` (None for an empty payload).
+
+    Fails the calling test unless ``data`` ends with the only close frame in it.
+    """
     frames = parse_client_frames(data)
-    assert len(frames) == 1, f"expected one close frame, got {len(frames)}"
-    first, _, payload, _ = frames[0]
-    assert first == 0x88, f"expected a final close frame, got first byte {first:#x}"
+    assert frames, "no frame was sent"
+    closes = [frame for frame in frames if frame[0] & 0x0F == 0x8]
+    assert len(closes) == 1, f"expected one close frame, got {len(closes)}"
+    first, _, payload, _ = frames[-1]
+    assert first == 0x88, f"expected a final close frame last, got first byte {first:#x}"
     if not payload:
         return None
     return struct.unpack("!H", payload[:2])[0], payload[2:]
+
+
+def assert_failed(result: FeedResult, code: int) -> events.ProtocolError:
+    """Check that the connection failed (section 7.1.7): a close frame with ``code``, then drop."""
+    assert result.names, "no event"
+    assert result.names[-1] == "protocol_error", result.summary
+    error = result.events[-1]
+    assert isinstance(error, events.ProtocolError)
+    connection = result.connection
+    assert connection.should_drop is True
+    assert connection.state is State.CLOSED
+    close = sent_close(result.sent)
+    assert close is not None
+    sent_code, reason = close
+    assert sent_code == code, f"sent close code {sent_code}, expected {code}: {error.error}"
+    assert error.error.startswith(reason.decode("utf-8"))
+    # A close frame went out first, so the error is not "critical".
+    assert error.critical is False
+    assert connection.close_sent is not None
+    assert connection.close_sent[0] == code
+    # After the failure, more bytes change nothing.
+    assert connection.receive(b"\x81\x01a", 0.0) == []
+    assert connection.data_to_send() == b""
+    return error
 
 
 # --- feeding in chunks -----------------------------------------------------
