@@ -164,26 +164,38 @@ class WebSocketSession:
         """Connect, then yield events until the connection ends with Disconnected."""
         websocket = self.websocket
         wall = time.time
+        self._ended = False
         yield events.Connecting(websocket.safe_url, wall())
         try:
             yield from self._run(poll, ping_rate, ping_timeout, auto_pong, close_timeout)
+        except Exception as error:
+            # The outermost guard: only a bug in lomond gets here (errors
+            # raised by the user's loop body never enter this generator).
+            # Log it once, and still end the stream with Disconnected.
+            log.exception("lomond bug: the event loop of %s failed", websocket.safe_url)
+            if not self._ended:
+                self._ended = True
+                yield events.Disconnected(f"internal error in lomond ({error!r})", False, wall())
         finally:
             self.close()
             websocket._on_session_end(self)
 
     def _connect(self) -> Iterator[events.Event]:
         websocket = self.websocket
+        websocket._emit_trace("connect_start")
         try:
             self.transport = open_transport(
                 websocket.parsed_url, websocket.tls, websocket.connect_timeout
             )
         except ConnectFail as error:
             log.info("connect to %s failed: %s", websocket.safe_url, error)
+            websocket._emit_trace("connect_fail", reason=str(error))
             self._disconnect_reason = str(error)
             yield events.ConnectFail(str(error), time.time())
             return
         self._sock = self.transport.sock
         log.info("connected to %s", websocket.safe_url)
+        websocket._emit_trace("connected", proxy=self.transport.proxy)
         yield events.Connected(websocket.safe_url, self.transport.proxy, time.time())
 
     def _run(
@@ -202,6 +214,7 @@ class WebSocketSession:
         # 1. TCP, proxy and TLS.
         yield from self._connect()
         if self._sock is None:
+            self._ended = True
             yield events.Disconnected(self._disconnect_reason, False, wall())
             return
 
@@ -212,6 +225,7 @@ class WebSocketSession:
         try:
             self.write(connection.request())
         except (TransportFail, WebSocketUnavailable) as error:
+            self._ended = True
             yield events.Disconnected(f"handshake request failed ({error})", False, wall())
             return
         pending = self.transport.leftover if self.transport else b""
@@ -343,6 +357,8 @@ class WebSocketSession:
 
         self.close()
         log.info("disconnected from %s: %s", websocket.safe_url, reason)
+        websocket._emit_trace("disconnected", reason=reason, graceful=graceful)
+        self._ended = True
         yield events.Disconnected(reason, graceful, wall())
 
     def _wait_for_eof(self, timeout: float) -> None:

@@ -113,11 +113,9 @@ class WebSocket:
         self.proxies = proxies
         self.protocols = list(protocols or [])
         self.agent = agent or USER_AGENT
-        if compress is False or compress is None:
-            compress = None
-        else:
-            compress = _deflate_options(compress)
-        self.compress = compress
+        self.compress: DeflateOptions | None = (
+            None if compress is False or compress is None else _deflate_options(compress)
+        )
         self.tls = TLSOptions(
             verify=ssl_verify,
             cafile=ssl_cafile,
@@ -312,6 +310,19 @@ class WebSocket:
 
     def _on_session_end(self, session: WebSocketSession) -> None:
         """Called by the session when its generator ends."""
+
+    def _emit_trace(self, stage: str, **fields: Any) -> None:
+        """Send one trace record to ``trace`` (a callable), or log it at DEBUG when ``trace`` is True.
+
+        Records carry the safe URL only: no credentials, no header values.
+        """
+        if not self.trace:
+            return
+        record = {"stage": stage, "url": self.safe_url, **fields}
+        if callable(self.trace):
+            self.trace(record)
+        else:
+            log.debug("trace %r", record)
 
     def __enter__(self) -> WebSocket:
         return self

@@ -216,3 +216,22 @@ def test_sends_from_other_greenlets_do_not_interleave():
     assert sorted(data[0] for data in received) == list(range(senders))
     for data in received:
         assert data == bytes([data[0]]) * size
+
+
+def test_bug_in_lomond_still_ends_with_disconnected(monkeypatch, caplog):
+    # A seam that raises where lomond never should: the outermost guard must
+    # log it at ERROR and still end the stream with one Disconnected.
+    from lomond.protocol.connection import ClientConnection
+
+    def broken_receive(self, data, now=0.0):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(ClientConnection, "receive", broken_receive)
+    with Server() as server:
+        seen = run(WebSocket(server.url), lambda ws, event: None)
+    assert names(seen) == ["connecting", "connected", "disconnected"]
+    assert "internal error" in seen[-1].reason
+    assert "simulated bug" in seen[-1].reason
+    errors = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
