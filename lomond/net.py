@@ -8,6 +8,7 @@ connection attempt, the proxy's answer and the TLS handshake.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -17,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import certifi
 import gevent
@@ -25,8 +27,8 @@ from gevent import ssl as gssl
 from gevent.lock import Semaphore
 from gevent.queue import Empty, Queue
 
-from .errors import ConnectFail, InvalidURL
-from .protocol.url import WebSocketURL
+from .errors import ConnectFail, HandshakeError, InvalidURL
+from .protocol.url import WebSocketURL, parse_url, redact_url
 from .proxy import ProxyURL, connect_tunnel, parse_proxy_url
 
 __all__ = [
@@ -36,6 +38,9 @@ __all__ = [
     "build_ssl_context",
     "describe_ssl_error",
     "CONNECTION_ATTEMPT_DELAY",
+    "REDIRECT_STATUSES",
+    "resolve_redirect",
+    "same_host",
 ]
 
 log = logging.getLogger(__name__)
@@ -584,3 +589,80 @@ def _through_proxy(
         sock.close()
         raise
     return sock, leftover
+
+
+# --- redirects -----------------------------------------------------------------
+
+#: Status codes of a handshake answer that lomond follows to its Location.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+# Location schemes a redirect may use: the HTTP ones name the same server.
+_REDIRECT_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
+
+
+def resolve_redirect(current: WebSocketURL, location: str) -> WebSocketURL:
+    """Return the URL that a handshake answer's ``Location`` points to.
+
+    A relative ``Location`` is resolved against ``current`` (RFC 3986
+    section 5), ``http://`` and ``https://`` stand for ``ws://`` and
+    ``wss://``. The user-info of ``current`` is kept only when the new URL
+    is on the same host (:func:`same_host`); a ``Location`` with its own
+    user-info uses that. Raises :class:`~lomond.errors.HandshakeError` for
+    a ``Location`` that cannot be used, or that would leave ``wss://`` for
+    ``ws://``, because a downgrade would expose the connection.
+    """
+    location = location.strip()
+    shown = redact_url(location)[:200]
+
+    # 1. Resolve against the current URL, written with its plain scheme.
+    plain_scheme = current.scheme.replace("+unix", "")
+    base = f"{plain_scheme}://{current.host_header}{current.resource}"
+    try:
+        parts = urlsplit(urljoin(base, location))
+    except ValueError as error:
+        raise HandshakeError(f"invalid redirect Location {shown!r} ({error})") from None
+    scheme = _REDIRECT_SCHEMES.get(parts.scheme.lower())
+    if scheme is None:
+        raise HandshakeError(
+            f"invalid redirect Location {shown!r}: the scheme must be ws, wss, http or https"
+        )
+    relative = not urlsplit(location).netloc
+
+    # 2. A relative Location stays on the same connection target (the same
+    # Unix socket, for one); an absolute one goes through parse_url's checks.
+    if relative:
+        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        target = dataclasses.replace(current, resource=resource)
+    else:
+        rebuilt = parts._replace(scheme=scheme, fragment="").geturl()
+        try:
+            target = parse_url(rebuilt)
+        except InvalidURL as error:
+            raise HandshakeError(f"invalid redirect Location {shown!r} ({error})") from None
+        if target.username is None and same_host(current, target):
+            target = dataclasses.replace(
+                target, username=current.username, password=current.password
+            )
+        if current.unix_socket is not None and same_host(current, target):
+            target = dataclasses.replace(target, unix_socket=current.unix_socket)
+
+    # 3. Never downgrade from TLS.
+    if current.secure and not target.secure:
+        raise HandshakeError(
+            f"refused the redirect from {current.safe_url} to {target.safe_url}:"
+            " it would leave wss:// for ws://, without TLS"
+        )
+    return target
+
+
+def same_host(first: WebSocketURL, second: WebSocketURL) -> bool:
+    """Return whether credentials meant for ``first`` may be sent to ``second``.
+
+    True for the same host and port, or for the same host moving from
+    ``ws://`` on its default port to ``wss://`` on its default port.
+    """
+    if first.host.lower() != second.host.lower():
+        return False
+    if first.port == second.port:
+        return True
+    return first.default_port and second.default_port and second.secure and not first.secure

@@ -13,10 +13,11 @@ threads); a lock serializes whole frames so that they never interleave.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket as _stdlib_socket
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -24,8 +25,15 @@ from gevent.lock import Semaphore
 from gevent.monkey import get_original
 
 from . import events
-from .errors import ConnectFail, TransportFail, WebSocketClosed, WebSocketUnavailable
-from .net import Transport, open_transport
+from .errors import (
+    ConnectFail,
+    HandshakeError,
+    TransportFail,
+    WebSocketClosed,
+    WebSocketUnavailable,
+)
+from .net import REDIRECT_STATUSES, Transport, open_transport, resolve_redirect, same_host
+from .proxy import select_proxy
 from .protocol.connection import ClientConnection, State
 
 if TYPE_CHECKING:
@@ -185,7 +193,10 @@ class WebSocketSession:
         websocket._emit_trace("connect_start")
         try:
             self.transport = open_transport(
-                websocket.parsed_url, websocket.tls, websocket.connect_timeout
+                websocket.parsed_url,
+                websocket.tls,
+                websocket.connect_timeout,
+                proxy=select_proxy(websocket.parsed_url, websocket.proxies),
             )
         except ConnectFail as error:
             log.info("connect to %s failed: %s", websocket.safe_url, error)
@@ -334,6 +345,15 @@ class WebSocketSession:
 
             # 3c. Feed the protocol and answer what it asks (pongs, close frames).
             received = connection.receive(data, wall())
+            hop = yield from self._follow_redirect(connection, received, auto_pong)
+            if isinstance(hop, str):
+                reason = hop
+                break
+            if hop is not None:
+                connection, pending = hop
+                sock = self._sock
+                handshake_deadline = monotonic() + websocket.handshake_timeout
+                continue
             reply = connection.data_to_send()
             if reply:
                 try:
@@ -360,6 +380,84 @@ class WebSocketSession:
         websocket._emit_trace("disconnected", reason=reason, graceful=graceful)
         self._ended = True
         yield events.Disconnected(reason, graceful, wall())
+
+    def _follow_redirect(
+        self, connection: ClientConnection, received: list[events.Event], auto_pong: bool
+    ) -> Generator[events.Event, None, tuple[ClientConnection, bytes] | str | None]:
+        """Connect to the Location of a redirect answer to the handshake.
+
+        Returns None when the answer is not a redirect to follow (then its
+        Rejected event goes out as usual, with the reason for not following
+        it when there is one), a reason string after a failed hop (a
+        ConnectFail event was yielded), or the new connection and the bytes
+        already read for it. Credentials (URL user-info, Authorization and
+        Cookie headers) go to the new URL only on the same host.
+        """
+        websocket = self.websocket
+        response = connection.response
+        if not connection.should_drop or response is None:
+            return None
+        location = response.get("location")
+        if response.status_code not in REDIRECT_STATUSES or not location:
+            return None
+        rejected = next((event for event in received if event.name == "rejected"), None)
+        hops = self.transport.hops if self.transport is not None else []
+
+        # 1. The rules: the limit, and where Location may lead.
+        current = connection.handshake.url
+        try:
+            target = resolve_redirect(current, location)
+        except HandshakeError as error:
+            refusal = str(error)
+        else:
+            refusal = None
+            if len(hops) >= websocket.max_redirects:
+                refusal = (
+                    f"redirect to {target.safe_url} not followed: max_redirects is"
+                    f" {websocket.max_redirects}"
+                )
+        if refusal is not None:
+            connection.failure = refusal
+            if rejected is not None:
+                rejected.reason = refusal
+            return None
+
+        # 2. Close this connection and open one to the new URL.
+        self.close()
+        other_host = not same_host(current, target)
+        tls = websocket.tls
+        if other_host and tls.server_hostname is not None:
+            tls = dataclasses.replace(tls, server_hostname=None)
+        log.info(
+            "%s redirects (%s) to %s", current.safe_url, response.status_code, target.safe_url
+        )
+        websocket._emit_trace(
+            "redirect", status=response.status_code, location=target.safe_url, hop=len(hops) + 1
+        )
+        try:
+            transport = open_transport(
+                target,
+                tls,
+                websocket.connect_timeout,
+                proxy=select_proxy(target, websocket.proxies),
+            )
+        except ConnectFail as error:
+            log.info("connect to %s failed: %s", target.safe_url, error)
+            websocket._emit_trace("connect_fail", reason=str(error))
+            yield events.ConnectFail(str(error), time.time())
+            return str(error)
+        transport.hops = [*hops, current.safe_url]
+        self.transport = transport
+        self._sock = transport.sock
+
+        # 3. The handshake request on the new connection.
+        connection = websocket._new_connection(auto_pong, url=target, other_host=other_host)
+        self.connection = connection
+        try:
+            self.write(connection.request())
+        except (TransportFail, WebSocketUnavailable) as error:
+            return f"handshake request failed ({error})"
+        return connection, transport.leftover
 
     def _wait_for_eof(self, timeout: float) -> None:
         """Read and discard until the server closes TCP, for at most ``timeout`` seconds."""

@@ -18,7 +18,7 @@ from .protocol.connection import MAX_FRAME_SIZE, MAX_MESSAGE_SIZE, ClientConnect
 from .protocol.frames import Opcode
 from .protocol.handshake import Handshake, check_header
 from .protocol.response import MAX_HEADER_SIZE
-from .protocol.url import parse_url
+from .protocol.url import WebSocketURL, parse_url
 from .session import WebSocketSession
 from .status import Status
 
@@ -82,6 +82,10 @@ class WebSocket:
         ``ssl_keyfile`` when the key is separate.
     :param str server_hostname: host name for SNI and certificate checks,
         when it differs from the URL's host.
+    :param int max_redirects: redirects (301, 302, 303, 307, 308) followed
+        per connection attempt (default 5; 0 turns following off). A
+        redirect from wss:// to ws:// is never followed, and credentials
+        go only to the same host.
     """
 
     def __init__(
@@ -107,6 +111,7 @@ class WebSocket:
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         server_hostname: str | None = None,
+        max_redirects: int = 5,
     ) -> None:
         self.url = url
         self.parsed_url = parse_url(url, unix_socket=unix_socket)
@@ -144,6 +149,9 @@ class WebSocket:
         self.max_header_size = max_header_size
         self.connect_timeout = float(connect_timeout)
         self.handshake_timeout = float(handshake_timeout)
+        if not isinstance(max_redirects, int) or max_redirects < 0:
+            raise UsageError(f"max_redirects must be an int of 0 or more, not {max_redirects!r}")
+        self.max_redirects = max_redirects
 
         self.session: WebSocketSession | None = None
         self.key: bytes = b""
@@ -236,27 +244,34 @@ class WebSocket:
         """
         self._headers.append(check_header(header, value))
 
-    def _request_headers(self) -> list[tuple[str, str]]:
+    def _request_headers(
+        self, url: WebSocketURL | None = None, other_host: bool = False
+    ) -> list[tuple[str, str]]:
         headers = list(self._headers)
         if callable(self._headers_source):
             headers.extend(_header_pairs(self._headers_source()))
-        url = self.parsed_url
+        if other_host:
+            # A redirect to another host gets none of the credentials.
+            headers = [(name, value) for name, value in headers if name.lower() not in _SECRET_HEADERS]
+        url = url or self.parsed_url
         if url.username is not None:
             credentials = f"{url.username}:{url.password or ''}".encode()
             headers.append(("Authorization", "Basic " + base64.b64encode(credentials).decode()))
         return headers
 
-    def _new_connection(self, auto_pong: bool) -> ClientConnection:
-        """Return the protocol state for a new connection attempt."""
+    def _new_connection(
+        self, auto_pong: bool, url: WebSocketURL | None = None, other_host: bool = False
+    ) -> ClientConnection:
+        """Return the protocol state for a new connection attempt (to ``url``, after a redirect)."""
         key = os.urandom(16)
         handshake = Handshake(
-            self.parsed_url,
+            url or self.parsed_url,
             key,
             agent=self.agent,
             origin=self.origin,
             protocols=self.protocols,
             deflate=self.compress,
-            headers=self._request_headers(),
+            headers=self._request_headers(url, other_host),
         )
         self.key = handshake.key
         return ClientConnection(
