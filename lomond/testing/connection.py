@@ -584,8 +584,14 @@ class Connection:
         """Close the socket once (after the slow_close delay when ``delay`` is True)."""
         if self._socket_closed:
             return
-        if delay and self.slow_close_delay:
-            gevent.sleep(self.slow_close_delay)
+        if delay:
+            # A graceful close lets a write in progress finish first.
+            if self._write_lock.acquire(timeout=scaled(5)):
+                self._write_lock.release()
+            if self.slow_close_delay:
+                gevent.sleep(self.slow_close_delay)
+        if self._socket_closed:
+            return
         self._socket_closed = True
         if shutdown:
             try:
@@ -694,8 +700,10 @@ class Connection:
                 return
             if self.answer_close and self.transcript.close_sent is None:
                 reply = self._require_ws().send(event.response())
-                self.transcript.close_sent = bytes(reply[2:])
                 self._write_quietly(reply)
+                # Recorded once written, so that hold() cannot close the
+                # socket while a sliced or slowed reply is still going out.
+                self.transcript.close_sent = bytes(reply[2:])
 
     def _client_error(self, code: int, reason: str) -> None:
         """Fail the connection after a client violation, as RFC 6455 section 7.1.7 says."""
