@@ -8,7 +8,7 @@ The grammar, with the list and whitespace rules of RFC 7230 section 7::
 
 A quoted-string value must still be a token once unescaped (RFC 6455
 section 9.1). Empty list elements, as in ``"a, , b"``, are skipped because
-RFC 7230 section 7 tells recipients to accept and ignore them.
+RFC 7230 section 7 requires recipients to accept and ignore them.
 
 This module is pure: it only looks at the strings it is given.
 """
@@ -38,7 +38,7 @@ _MAX_SHOWN_CHARS = 120
 def parse_extensions(values: list[str]) -> list[Extension]:
     """Parse Sec-WebSocket-Extensions header values into extensions.
 
-    ``values`` holds one string for each occurrence of the header, in the
+    ``values`` contains one string for each occurrence of the header, in the
     order received. Extension and parameter names are returned in
     lowercase, because RFC 6455 section 9.1 makes them case-insensitive
     tokens. Values are returned unquoted and otherwise unchanged. A

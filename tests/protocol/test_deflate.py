@@ -141,7 +141,7 @@ def test_options_reject_invalid_value(name: str, value: object, allowed: str) ->
 
 def test_options_positional_rejected() -> None:
     with pytest.raises(TypeError):
-        DeflateOptions(12)  # type: ignore[misc]
+        DeflateOptions(12)  # type: ignore[call-arg]
 
 
 # --- RFC 7692 section 7.1: general rules for the response --------------------
