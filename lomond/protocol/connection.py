@@ -74,7 +74,7 @@ _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 class State(IntEnum):
     """Connection states, named as in RFC 6455 section 4 and 7."""
 
-    CONNECTING = 0  # request sent, waiting for the 101 answer
+    CONNECTING = 0  # request sent, waiting for the 101 response
     OPEN = 1  # handshake done: messages flow both ways
     CLOSING = 2  # this side sent a close frame and waits for the server's
     CLOSED = 3  # both close frames exchanged, or the connection failed
@@ -142,7 +142,7 @@ class ClientConnection:
     # --- handshake ---------------------------------------------------------
 
     def request(self) -> bytes:
-        """Return the opening handshake request; write it, then feed the answer to :meth:`receive`."""
+        """Return the opening handshake request; write it, then feed the response to :meth:`receive`."""
         return self.handshake.request()
 
     def _receive_handshake(self, data: bytes, now: float, out: list[events.Event]) -> bytes:
@@ -427,6 +427,8 @@ class ClientConnection:
                 text = decoder.decode(piece, final)
             except UnicodeDecodeError:
                 raise InvalidPayload("text message is not valid UTF-8") from None
+            if not final and _starts_surrogate(decoder):
+                raise InvalidPayload("text message is not valid UTF-8") from None
             self._message_parts.append(text)  # type: ignore[arg-type]
             if final:
                 out.append(events.Text("".join(self._message_parts), now))  # type: ignore[arg-type]
@@ -562,6 +564,18 @@ def _check_control_payload(data: bytes) -> None:
         raise ValueError(
             f"control frame payload is {len(data)} bytes; the limit is {MAX_CONTROL_PAYLOAD}"
         )
+
+
+def _starts_surrogate(decoder: codecs.IncrementalDecoder) -> bool:
+    """Return whether the decoder holds ED A0-BF, the start of a UTF-16 surrogate.
+
+    CPython's decoder buffers these two bytes until a third arrives
+    (checked on 3.11), although no valid UTF-8 starts with them (RFC 3629
+    section 4). Checking the buffer finds the error in the read that brings
+    the second byte, as for every other invalid sequence.
+    """
+    pending = decoder.getstate()[0]
+    return len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0
 
 
 def _short_reason(message: str) -> str:

@@ -277,12 +277,21 @@ class FeedResult:
         )
 
 
+def receive(connection: ClientConnection, data: bytes, now: float = 0.0) -> list[events.Event]:
+    """Feed one read as a caller must: also take a protocol error that follows its events."""
+    received = connection.receive(data, now)
+    if connection.failure_pending:
+        received += connection.receive(b"", now)
+        assert not connection.failure_pending
+    return received
+
+
 def feed(connection: ClientConnection, pieces: Iterable[bytes]) -> FeedResult:
-    """Feed ``pieces`` one receive() call each; collect events and data_to_send()."""
+    """Feed ``pieces`` one read each; collect the events and what data_to_send() returns."""
     collected: list[events.Event] = []
     sent = b""
     for piece in pieces:
-        collected.extend(connection.receive(piece, 0.0))
+        collected.extend(receive(connection, piece))
         sent += connection.data_to_send()
     return FeedResult(connection, collected, sent)
 
