@@ -45,9 +45,9 @@ def backoff_delays(
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Return the delay in seconds that a ``Retry-After`` header asks for, or None.
+    """Return the delay in seconds that a ``Retry-After`` header requests, or None.
 
-    The header holds seconds or an HTTP date (RFC 9110 section 10.2.3).
+    The header contains seconds or an HTTP date (RFC 9110 section 10.2.3).
     Invalid values give None; negative delays give 0; long delays are capped
     at :data:`MAX_RETRY_AFTER`.
     """
@@ -102,7 +102,7 @@ def persist(
     Yields every event of every connection, and a
     :class:`~lomond.events.BackOff` before each wait. The wait is
     ``min_wait`` plus a random share of a window that doubles with each
-    failed attempt up to ``max_wait``; a successful handshake (Ready)
+    failed attempt up to ``max_wait``. A successful handshake (Ready)
     resets it. A Rejected answer with ``Retry-After`` (in seconds or as an
     HTTP date) sets the wait instead, when ``respect_retry_after`` is True.
 

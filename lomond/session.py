@@ -43,9 +43,9 @@ __all__ = ["WebSocketSession"]
 
 log = logging.getLogger(__name__)
 
-# Bytes asked for per read. Large reads let one wake-up parse many small
-# frames; the buffer is freed after each read, so an idle connection
-# holds none.
+# Bytes requested per read. Large reads let one wake-up parse many small
+# frames. The buffer is freed after each read, so an idle connection
+# keeps none.
 READ_SIZE = 256 * 1024
 
 # When the closing handshake is complete, RFC 6455 section 7.1.1 lets the
@@ -343,7 +343,7 @@ class WebSocketSession:
                         reason = "the server closed the connection without a close frame"
                     break
 
-            # 3c. Feed the protocol and answer what it asks (pongs, close frames).
+            # 3c. Feed the protocol and write the frames it queued (pongs, close frames).
             received = connection.receive(data, wall())
             hop = yield from self._follow_redirect(connection, received, auto_pong)
             if isinstance(hop, str):

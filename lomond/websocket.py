@@ -75,7 +75,7 @@ class WebSocket:
     :param float connect_timeout: seconds allowed for DNS, TCP, proxy and
         TLS (default 10).
     :param float handshake_timeout: seconds allowed for the server to
-        answer the upgrade request (default 10).
+        respond to the upgrade request (default 10).
     :param str unix_socket: connect to this Unix domain socket instead of
         the URL's host.
     :param str ssl_certfile: client certificate (PEM), with
@@ -298,7 +298,7 @@ class WebSocket:
         :param float ping_rate: seconds between automatic pings (0 turns them off).
         :param float ping_timeout: seconds to wait for a pong before
             :class:`~lomond.events.Unresponsive` and a disconnect (None: never).
-        :param bool auto_pong: answer pings automatically (default True).
+        :param bool auto_pong: reply to pings with pongs automatically (default True).
         :param float close_timeout: seconds to wait for the server's close
             frame after this side sent one, before dropping the connection.
 

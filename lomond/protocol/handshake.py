@@ -1,4 +1,4 @@
-"""The opening handshake (RFC 6455 section 4): build the request, check the answer."""
+"""The opening handshake (RFC 6455 section 4): build the request, check the response."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ _TOKEN_CHARS = frozenset(
 
 
 def accept_key(key: bytes) -> str:
-    """Return the ``Sec-WebSocket-Accept`` value that answers ``key`` (section 4.2.2)."""
+    """Return the ``Sec-WebSocket-Accept`` value that matches ``key`` (section 4.2.2)."""
     digest = hashlib.sha1(key + _ACCEPT_GUID).digest()
     return base64.b64encode(digest).decode("ascii")
 
@@ -78,7 +78,7 @@ def check_header(name: str | bytes, value: str | bytes) -> tuple[str, str]:
 
 @dataclass
 class HandshakeResult:
-    """What the server agreed to in a valid 101 answer."""
+    """What the server agreed to in a valid 101 response."""
 
     protocol: str | None
     extensions: set[str]
@@ -157,7 +157,7 @@ class Handshake:
         # 1. Status 101.
         if response.status_code != 101:
             raise HandshakeError(
-                f"the server answered {response.status_code} {response.status}"
+                f"the server responded {response.status_code} {response.status}"
                 " instead of 101 Switching Protocols"
             )
 

@@ -7,7 +7,7 @@ __all__ = ["Response", "ResponseReader", "MAX_HEADER_SIZE"]
 from ..errors import HandshakeError
 
 #: Default limit on the size of the response's header block, in bytes. Real
-#: upgrade answers are a few hundred bytes; 64 KiB leaves room for long
+#: upgrade responses are a few hundred bytes. 64 KiB leaves room for long
 #: cookies and still bounds what a hostile server can make lomond buffer.
 MAX_HEADER_SIZE = 64 * 1024
 
@@ -108,7 +108,7 @@ class ResponseReader:
                 )
             if len(self._buffer) >= 5 and not self._buffer.startswith(b"HTTP/"):
                 raise HandshakeError(
-                    f"the server did not answer with HTTP: {bytes(self._buffer[:40])!r}"
+                    f"the server did not respond with HTTP: {bytes(self._buffer[:40])!r}"
                 )
             return None
         if end > self.max_size:
@@ -118,6 +118,6 @@ class ResponseReader:
         self._buffer = bytearray()
         if not header_data.startswith(b"HTTP/"):
             raise HandshakeError(
-                f"the server did not answer with HTTP: {header_data[:40]!r}"
+                f"the server did not respond with HTTP: {header_data[:40]!r}"
             )
         return Response(header_data), extra
