@@ -544,8 +544,9 @@ class ClientConnection:
         """Start the closing handshake and return the close frame.
 
         Returns b"" when a close frame was already sent or the connection is
-        not open. Raises ValueError for a code that may not be sent or a
-        reason over 123 bytes, before changing any state.
+        not open. Raises ValueError for a code that may not be sent, a
+        reason over 123 bytes or a bytes reason that is not UTF-8, before
+        changing any state.
         """
         payload = build_close_payload(code, reason)
         if self.state is not State.OPEN:

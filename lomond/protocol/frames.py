@@ -70,7 +70,8 @@ def build_close_payload(code: int | None, reason: str | bytes = b"") -> bytes:
     """Return the payload of a close frame: a 2-byte code and a UTF-8 reason.
 
     A code of None gives an empty payload (no status). Raises ValueError for
-    a code that may not be sent (section 7.4) or a payload over 125 bytes.
+    a code that may not be sent (section 7.4), a reason that is not UTF-8 or
+    a payload over 125 bytes.
     """
     if code is None:
         if reason:
@@ -82,6 +83,13 @@ def build_close_payload(code: int | None, reason: str | bytes = b"") -> bytes:
         )
     if isinstance(reason, str):
         reason = reason.encode("utf-8")
+    else:
+        # Section 5.5.1: the reason is UTF-8, and a server fails the
+        # connection with 1007 when it is not.
+        try:
+            reason.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"close reason {reason[:40]!r} is not valid UTF-8") from None
     payload = struct.pack("!H", code) + reason
     if len(payload) > MAX_CONTROL_PAYLOAD:
         raise ValueError(
