@@ -205,7 +205,9 @@ def start_tls(
     gevent's SSLSocket runs it on the file descriptor. Closes ``sock`` and
     raises :class:`~lomond.errors.ConnectFail` on failure.
     """
-    layered = bool(initial) or isinstance(sock, (_stdlib_ssl.SSLSocket, LayeredTLSSocket))
+    # gevent's SSLSocket is not a subclass of the standard library's.
+    tls_classes = (_stdlib_ssl.SSLSocket, gssl.SSLSocket, LayeredTLSSocket)
+    layered = bool(initial) or isinstance(sock, tls_classes)
     try:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
