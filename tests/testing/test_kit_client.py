@@ -103,11 +103,33 @@ def test_rejected(lomond_server_factory, status, headers):
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
-def test_redirect_is_rejected_by_default(lomond_server_factory, status):
-    server = lomond_server_factory([steps.redirect("/elsewhere", status)])
-    _, events = collect(server.url)
-    assert events[2].name == "rejected"
-    assert events[2].response.get("Location") == "/elsewhere"
+def test_redirect_followed(lomond_server_factory, status):
+    server = lomond_server_factory(routes={"/": [steps.redirect("/target", status)], "/target": steps.ECHO})
+    _, events = collect(server.url, send_on_ready("moved"))
+    assert names(events) == ["connecting", "connected", "ready", "text", "closed", "disconnected"]
+    assert [t.request.path for t in server.transcripts] == ["/", "/target"]
+
+
+def test_redirect_absolute_location(lomond_server_factory):
+    server = lomond_server_factory(routes={"/target": steps.ECHO})
+    server.route("/", [steps.redirect(server.url_for("/target"), 307)])
+    _, events = collect(server.url, send_on_ready("absolute"))
+    assert events[3].text == "absolute"
+
+
+def test_redirect_loop_rejected(lomond_server_factory):
+    server = lomond_server_factory([steps.redirect("/again")])
+    _, events = collect(server.url, client_options={"max_redirects": 2})
+    assert names(events)[-2:] == ["rejected", "disconnected"]
+    assert events[-2].response.get("Location") == "/again"
+    assert len(server.transcripts) == 3
+
+
+def test_redirect_not_followed_when_disabled(lomond_server_factory):
+    server = lomond_server_factory([steps.redirect("/elsewhere", 302)])
+    _, events = collect(server.url, client_options={"max_redirects": 0})
+    assert names(events) == ["connecting", "connected", "rejected", "disconnected"]
+    assert events[2].response.status_code == 302
 
 
 @pytest.mark.parametrize("script", [[steps.never_answer()], [steps.delay(scaled(2)), steps.accept()]], ids=["never", "delay"])
