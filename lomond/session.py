@@ -110,12 +110,15 @@ class WebSocketSession:
         Building under the lock keeps compressed frames in the order of the
         compressor's context (RFC 7692 context takeover).
         """
+        sock = self._sock
+        if sock is None or self.connection is None:
+            # Checked before any hand-over too: once the session has ended,
+            # the iterating thread may no longer run the hub that would
+            # have to answer a send from another thread.
+            raise WebSocketUnavailable("the WebSocket is not connected")
         if _get_thread_id() != self._thread_id:
             self._send_from_thread(build, *args)
             return
-        sock = self._sock
-        if sock is None or self.connection is None:
-            raise WebSocketUnavailable("the WebSocket is not connected")
         with self._write_lock:
             data = build(*args)
             if not data:

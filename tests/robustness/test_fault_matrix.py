@@ -296,16 +296,6 @@ def split_sessions(received: list[events.Event]) -> list[list[events.Event]]:
     return sessions
 
 
-@pytest.fixture(scope="module", autouse=True)
-def warm_hub() -> None:
-    """Run one clean connection first, so that the hub's own descriptors and
-    threads (event loop, resolver, thread pool) exist before any snapshot."""
-    with Server([steps.accept(), steps.close(1000)]) as server:
-        with gevent.Timeout(scaled(5)):
-            for _event in new_websocket(server.url).connect(poll=0, ping_rate=0):
-                pass
-
-
 @pytest.mark.parametrize("row", MATRIX, ids=[row.id for row in MATRIX])
 def test_fault(row: Row) -> None:
     before = take_snapshot()
