@@ -379,6 +379,8 @@ class Text(Event):
 
     __slots__ = ("text", "_json")
     name = "text"
+    # Set on first use of the json property.
+    _json: Any
 
     def __init__(self, text: str, received_time: float = 0.0) -> None:
         self.text = text
