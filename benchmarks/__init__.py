@@ -1,0 +1,1 @@
+"""Benchmark harness for lomond: run it with `python -m benchmarks`."""
