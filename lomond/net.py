@@ -38,6 +38,9 @@ __all__ = [
     "build_ssl_context",
     "describe_ssl_error",
     "CONNECTION_ATTEMPT_DELAY",
+    "interleave_addresses",
+    "tcp_connect",
+    "race_connections",
     "REDIRECT_STATUSES",
     "resolve_redirect",
     "same_host",
@@ -400,9 +403,9 @@ def tcp_connect(host: str, port: int, deadline: float, timeout: float, label: st
 
     # 2. One attempt inline, or a race between several.
     if len(candidates) == 1:
-        sock, errors = _connect_one(candidates[0], deadline)
+        sock, errors = connect_address(candidates[0], deadline)
     else:
-        sock, errors = _race(candidates, deadline)
+        sock, errors = race_connections(candidates, deadline)
     if sock is not None:
         sock.setsockopt(gsocket.IPPROTO_TCP, gsocket.TCP_NODELAY, 1)
         return sock
@@ -419,8 +422,8 @@ def tcp_connect(host: str, port: int, deadline: float, timeout: float, label: st
     raise ConnectFail(f"connection to {peer} failed on every address ({detail})")
 
 
-def _connect_one(candidate: tuple[Any, ...], deadline: float) -> tuple[Any, list[tuple[Any, BaseException]]]:
-    """Connect to one ``getaddrinfo`` result; return (socket or None, [(address, error)])."""
+def connect_address(candidate: tuple[Any, ...], deadline: float) -> tuple[Any, list[tuple[Any, BaseException]]]:
+    """Connect to one ``getaddrinfo`` result by ``deadline``; return (socket or None, [(address, error)])."""
     family, socktype, proto, _, address = candidate
     sock = gsocket.socket(family, socktype, proto)
     try:
@@ -440,15 +443,20 @@ def _connect_one(candidate: tuple[Any, ...], deadline: float) -> tuple[Any, list
     return sock, []
 
 
-def _race(candidates: list[tuple[Any, ...]], deadline: float) -> tuple[Any, list[tuple[Any, BaseException]]]:
-    """Race connection attempts to ``candidates``; return (winning socket or None, errors)."""
+def race_connections(candidates: list[tuple[Any, ...]], deadline: float) -> tuple[Any, list[tuple[Any, BaseException]]]:
+    """Race connection attempts to ``candidates`` (``getaddrinfo`` results, in order).
+
+    Returns the first socket to connect, or None when every attempt failed
+    or ``deadline`` passed, with the (address, error) of each failed
+    attempt. The attempts that lost are stopped and their sockets closed.
+    """
     results: Queue = Queue()
     waiting = list(candidates)
     attempts: list[gevent.Greenlet] = []
     errors: list[tuple[Any, BaseException]] = []
 
     def attempt(candidate: tuple[Any, ...]) -> None:
-        results.put(_connect_one(candidate, deadline))
+        results.put(connect_address(candidate, deadline))
 
     try:
         running = 0
