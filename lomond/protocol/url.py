@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
 from ..errors import InvalidURL
@@ -34,7 +34,8 @@ class WebSocketURL:
     resource: str
     secure: bool
     username: str | None = None
-    password: str | None = None
+    # Kept out of the repr, which logs and tracebacks may show.
+    password: str | None = field(default=None, repr=False)
     unix_socket: str | None = None
 
     @property
