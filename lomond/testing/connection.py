@@ -15,7 +15,9 @@ import logging
 import socket
 import struct
 import time
-from typing import Iterable
+import zlib
+from http import HTTPStatus
+from typing import Any, Callable, Iterable, TypeVar
 
 import gevent
 import gevent.event
@@ -27,6 +29,7 @@ from wsproto.events import (
     BytesMessage,
     CloseConnection,
     Ping,
+    Pong,
     RejectConnection,
     RejectData,
     TextMessage,
@@ -34,7 +37,7 @@ from wsproto.events import (
 from wsproto.events import Request as WsprotoRequest
 from wsproto.extensions import PerMessageDeflate
 from wsproto.handshake import H11Handshake
-from wsproto.utilities import generate_accept_token
+from wsproto.utilities import RemoteProtocolError, generate_accept_token
 
 from .frames import (
     OP_BINARY,
@@ -48,12 +51,14 @@ from .frames import (
     build_frame,
     is_valid_close_code,
 )
-from .transcript import Message, Request, Transcript
+from .transcript import Message, Request, Transcript, matches
 from .waits import ExpectationFailed, WaitTimeout, default_timeout, scaled
 
 __all__ = ["Connection", "ConnectionClosed"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Largest opening handshake request the server reads; a longer one is cut off.
 MAX_REQUEST_BYTES = 64 * 1024
@@ -203,7 +208,7 @@ class Connection:
             for event in self._handshake.events():
                 if isinstance(event, WsprotoRequest):
                     self._handshake_request = event
-        except Exception as error:  # wsproto raises several types for bad requests
+        except RemoteProtocolError as error:
             log.debug("request from %s is not a WebSocket upgrade: %s", self.peer, error)
         return request
 
@@ -306,23 +311,33 @@ class Connection:
         status: int = 403,
         headers: Iterable[tuple[str, str]] = (),
         body: bytes | str = b"",
+        reason: str | None = None,
     ) -> None:
-        """Answer the handshake with a non-101 HTTP response (through wsproto when it can)."""
+        """Answer the handshake with a non-101 HTTP response.
+
+        wsproto builds it, with an empty reason phrase, unless ``reason`` is
+        given or wsproto rejected the request itself; then it is written by
+        hand, with ``reason`` or the standard phrase of ``status``.
+        """
         body_bytes = body.encode("utf-8") if isinstance(body, str) else body
         header_list = _header_bytes(headers)
         if body_bytes and not any(name.lower() == b"content-length" for name, _ in header_list):
             header_list.append((b"Content-Length", str(len(body_bytes)).encode()))
         self.transcript.response_status = status
 
-        if self._handshake_request is not None:
+        if self._handshake_request is not None and reason is None:
             data = self._handshake.send(
                 RejectConnection(status_code=status, headers=header_list, has_body=bool(body_bytes))
             )
             if body_bytes:
                 data += self._handshake.send(RejectData(data=body_bytes, body_finished=True))
         else:
-            # wsproto rejected the request itself, so write the response by hand.
-            lines = [f"HTTP/1.1 {status} Rejected"]
+            if reason is None:
+                try:
+                    reason = HTTPStatus(status).phrase
+                except ValueError:
+                    reason = "Rejected"
+            lines = [f"HTTP/1.1 {status} {reason}"]
             lines += [f"{n.decode('latin-1')}: {v.decode('latin-1')}" for n, v in header_list]
             if not body_bytes:
                 lines.append("Content-Length: 0")
@@ -385,13 +400,11 @@ class Connection:
 
     def pong(self, payload: bytes = b"") -> None:
         """Send a pong through wsproto (unsolicited unless it answers a ping)."""
-        from wsproto.events import Pong
-
         self._send_event(Pong(payload=payload))
 
-    def send_frame(self, opcode: int, payload: bytes = b"", **options: object) -> None:
+    def send_frame(self, opcode: int, payload: bytes = b"", **options: Any) -> None:
         """Send one hand-built frame; ``options`` are those of :func:`~lomond.testing.frames.build_frame`."""
-        self.write(build_frame(opcode, payload, **options))  # type: ignore[arg-type]
+        self.write(build_frame(opcode, payload, **options))
 
     def send_raw(self, data: bytes) -> None:
         """Write bytes as they are."""
@@ -414,7 +427,14 @@ class Connection:
         ``wait`` False the socket is closed right after the frame.
         """
         ws = self._require_ws()
-        if payload is None and isinstance(reason, str) and code is not None and is_valid_close_code(code) and ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+        well_formed = (
+            payload is None
+            and isinstance(reason, str)
+            and code is not None
+            and is_valid_close_code(code)
+            and ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
+        )
+        if well_formed:
             data = ws.send(CloseConnection(code=code, reason=reason or None))
             payload = data[2:]
         else:
@@ -431,6 +451,13 @@ class Connection:
                 fail=False,
             )
         self.close_socket()
+
+    def going_away(self) -> None:
+        """Send a 1001 (going away) close frame if the WebSocket is open; ignore a closed socket."""
+        if self.is_open:
+            payload = build_close_payload(1001)
+            self.transcript.close_sent = payload
+            self._write_quietly(build_frame(OP_CLOSE, payload))
 
     # --- TCP faults ---------------------------------------------------------
 
@@ -453,19 +480,22 @@ class Connection:
         try:
             if seconds is None:
                 # Bounded by the connection's life: stop() closes the socket.
-                self._socket_closed_event_wait()
+                while not self._socket_closed:
+                    self._gone.wait(scaled(60))
             else:
                 gevent.sleep(seconds)
         finally:
             self._running.set()
 
-    def _socket_closed_event_wait(self) -> None:
-        while not self._socket_closed:
-            self._gone.wait(scaled(60))
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the client leaves first (nothing later could reach it)."""
+        self._gone.wait(seconds)
 
     # --- expectations -------------------------------------------------------
 
-    def wait_for(self, predicate, timeout: float | None, what: str, fail: bool = True):  # type: ignore[no-untyped-def]
+    def wait_for(
+        self, predicate: Callable[[], T], timeout: float | None, what: str, fail: bool = True
+    ) -> T | None:
         """Return ``predicate()`` once true; on timeout raise WaitTimeout, or return None when ``fail`` is False."""
         try:
             return self.transcript.wait_until(predicate, timeout, what)
@@ -496,8 +526,6 @@ class Connection:
         ``match`` is a value compared with ``message.data``, a compiled
         regular expression searched in text, or a predicate.
         """
-        from .transcript import _matches
-
         deadline = time.monotonic() + default_timeout(timeout)
         while True:
             remaining = max(0.0, deadline - time.monotonic())
@@ -507,7 +535,7 @@ class Connection:
             if message.kind != kind:
                 raise ExpectationFailed(f"expected a {kind} from the client, received {message!r}")
             value = message.code if kind == "close" else message.data
-            if not _matches(match, value):
+            if not matches(match, value):
                 raise ExpectationFailed(f"expected a {kind} matching {match!r}, received {message!r}")
             return message
 
@@ -675,7 +703,7 @@ class Connection:
             assert self._inflater is not None
             try:
                 payload = self._inflater.inflate(payload)
-            except Exception as error:  # zlib.error and the size limit
+            except (zlib.error, ValueError) as error:
                 self._client_error(1007, f"cannot inflate message: {error}")
                 return
         self.transcript.messages.append(

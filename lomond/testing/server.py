@@ -85,10 +85,8 @@ class Server:
         self.requested_port = port
         self.default_script: Script | None = script
         self.routes: dict[str, Script] = dict(routes or {})
-        if script is None and routes:
-            self._has_default = False
-        else:
-            self._has_default = True
+        # With routes and no script, unknown paths get 404 instead of echo.
+        self._has_default = script is not None or not routes
         self.request_timeout = request_timeout
         self.tls: TLSFiles | None = TLSFiles(client_cert) if (tls or client_cert) else None
 
@@ -174,9 +172,8 @@ class Server:
 
         # Tell each open WebSocket the server is going away, then close it.
         for conn in list(self.connections):
-            if conn.is_open:
-                with gevent.Timeout(CLOSE_ON_STOP_TIMEOUT, False):
-                    conn._write_quietly(b"\x88\x02\x03\xe9")  # close frame, code 1001
+            with gevent.Timeout(CLOSE_ON_STOP_TIMEOUT, False):
+                conn.going_away()
             conn.close_socket(delay=False)
         gevent.killall([g for g in self._greenlets if not g.dead], timeout=default_timeout(timeout))
         if self.tls is not None:

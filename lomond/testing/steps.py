@@ -111,9 +111,17 @@ def accept_unoffered_subprotocol(name: str = "not-offered") -> Step:
     return Step("accept_unoffered_subprotocol", _method("accept_raw"), subprotocol=name)
 
 
-def reject(status: int = 403, headers: Iterable[tuple[str, str]] = (), body: bytes | str = b"") -> Step:
-    """Answer the handshake with ``status`` (for example 503 with Retry-After, 401, 404)."""
-    return Step("reject", _method("reject"), status, tuple(headers), body)
+def reject(
+    status: int = 403,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes | str = b"",
+    reason: str | None = None,
+) -> Step:
+    """Answer the handshake with ``status`` (for example 503 with Retry-After, 401, 404).
+
+    The response has an empty reason phrase unless ``reason`` is given.
+    """
+    return Step("reject", _method("reject"), status, tuple(headers), body, reason)
 
 
 def redirect(location: str, status: int = 302) -> Step:
@@ -123,14 +131,9 @@ def redirect(location: str, status: int = 302) -> Step:
     return Step("redirect", _method("reject"), status, (("Location", location),))
 
 
-def _delay(conn: Connection, seconds: float) -> None:
-    # A client that left ends the delay early: nothing after it could reach it.
-    conn._gone.wait(seconds)
-
-
 def delay(seconds: float) -> Step:
     """Wait ``seconds`` before the next step (ends early if the client leaves)."""
-    return Step("delay", _delay, seconds)
+    return Step("delay", _method("sleep"), seconds)
 
 
 def never_answer() -> Step:

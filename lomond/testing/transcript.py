@@ -10,12 +10,14 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TypeVar
 
 from .frames import Frame
 from .waits import Signal, default_timeout
 
-__all__ = ["Request", "Message", "Transcript"]
+__all__ = ["Request", "Message", "Transcript", "matches"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -113,7 +115,8 @@ class Message:
         return f"Message({self.kind!r}, {shown!r}, frames={len(self.frames)})"
 
 
-def _matches(expected: object, value: object) -> bool:
+def matches(expected: object, value: object) -> bool:
+    """Return whether ``value`` matches ``expected``: None, an equal value, a compiled pattern or a predicate."""
     if expected is None:
         return True
     if callable(expected):
@@ -193,8 +196,8 @@ class Transcript:
         self._signal.notify()
 
     def wait_until(
-        self, predicate: Callable[[], object], timeout: float | None = None, what: str = "a condition"
-    ) -> object:
+        self, predicate: Callable[[], T], timeout: float | None = None, what: str = "a condition"
+    ) -> T:
         """Return ``predicate()`` once it is true; raise WaitTimeout after ``timeout`` seconds."""
         return self._signal.wait_for(predicate, default_timeout(timeout), what)
 
@@ -217,14 +220,12 @@ class Transcript:
                 self._cursor += 1
                 if kind is not None and message.kind != kind:
                     continue
-                if _matches(match, message.data):
+                if matches(match, message.data):
                     return message
             return None
 
         what = f"a {kind or 'message'} from client #{self.number}"
-        found = self.wait_until(find, timeout, what)
-        assert isinstance(found, Message)
-        return found
+        return self.wait_until(find, timeout, what)
 
     def wait_closed(self, timeout: float | None = None) -> Transcript:
         """Return this transcript once the server has closed the socket."""

@@ -244,3 +244,12 @@ def test_ipv6_server():
     finally:
         server.stop()
     assert server.leaks() == []
+
+
+def test_reject_with_reason_phrase(lomond_server_factory):
+    server = lomond_server_factory([steps.reject(503, reason="Service Unavailable", body="x")])
+    with RawClient(server.port) as client:
+        client.send_request()
+        client._fill(scaled(5))
+        head = bytes(client.buffer)
+    assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
