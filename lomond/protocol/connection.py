@@ -192,7 +192,7 @@ class ClientConnection:
         """
         out: list[events.Event] = []
         if self.state is State.CONNECTING:
-            # Only a valid answer returns bytes: the frames that followed it.
+            # Only a valid response returns bytes: the frames that followed it.
             data = self._receive_handshake(data, now, out)
             if not data:
                 return out
@@ -568,7 +568,7 @@ def _check_control_payload(data: bytes) -> None:
 
 
 def _starts_surrogate(decoder: codecs.IncrementalDecoder) -> bool:
-    """Return whether the decoder holds ED A0-BF, the start of a UTF-16 surrogate.
+    """Return whether the decoder has buffered ED A0-BF, the start of a UTF-16 surrogate.
 
     CPython's decoder buffers these two bytes until a third arrives
     (checked on 3.11), although no valid UTF-8 starts with them (RFC 3629

@@ -100,7 +100,7 @@ class ResponseReader:
         end = self._buffer.find(b"\r\n\r\n", start)
         if end == -1:
             # The last 3 bytes may be the start of CRLF CRLF, which is not
-            # part of the header block; without this margin the limit would
+            # part of the header block. Without this margin the limit would
             # depend on how the bytes were split into reads.
             if len(self._buffer) > self.max_size + 3:
                 raise HandshakeError(

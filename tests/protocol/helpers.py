@@ -66,14 +66,18 @@ def server_frame(
 ) -> bytes:
     """Build one frame as a server would send it (section 5.2).
 
-    ``rsv`` holds the RSV1-RSV3 bits as 0-7 (RSV1 is 4). ``length_size``
+    ``rsv`` contains the RSV1-RSV3 bits as 0-7 (RSV1 is 4). ``length_size``
     forces the length encoding (0 for 7-bit, 2 for 16-bit, 8 for 64-bit),
     and ``length`` writes a length that differs from the payload's.
     """
     first = (0x80 if fin else 0) | (rsv << 4) | opcode
     size = len(payload) if length is None else length
-    if length_size is None:
-        length_size = 0 if size < 126 else 2 if size < 0x10000 else 8
+    if length_size is None and size < 126:
+        length_size = 0
+    elif length_size is None and size < 0x10000:
+        length_size = 2
+    elif length_size is None:
+        length_size = 8
     mask_bit = 0x80 if mask_key is not None else 0
     if length_size == 0:
         header = bytes((first, mask_bit | size))
@@ -98,7 +102,7 @@ def response_bytes(
     status: str = "101 Switching Protocols",
     extra: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """Build the server's handshake answer; ``headers`` replaces the valid defaults."""
+    """Build the server's handshake response; ``headers`` replaces the valid defaults."""
     if headers is None:
         headers = [
             ("Upgrade", "websocket"),
@@ -124,7 +128,7 @@ def make_handshake(url: str = "ws://example.com/feed", **options: Any) -> Handsh
 def make_connection(
     handshake: Handshake | None = None, **options: Any
 ) -> ClientConnection:
-    """Return a connection that has not seen the server's answer yet."""
+    """Return a connection that has not seen the server's response yet."""
     options.setdefault("random_bytes", CountingSource())
     return ClientConnection(handshake or make_handshake(), **options)
 

@@ -77,7 +77,7 @@ def test_status_invalid_codes_table() -> None:
 def test_valid_code_received(code: int) -> None:
     result = feed_frames(close_frame(code, b"bye"))
     assert result.summary == [("closing", code, "bye")]
-    # Section 5.5.1: the answer echoes the code.
+    # Section 5.5.1: the close frame sent in reply echoes the code.
     assert sent_close(result.sent) == (code, b"")
 
 
@@ -91,7 +91,7 @@ def test_invalid_code_received(code: int) -> None:
 
 
 def test_empty_close_payload() -> None:
-    # No code means 1005 locally, and the answer carries no code either.
+    # No code means 1005 locally, and the close frame sent in reply has no code either.
     result = feed_frames(close_frame())
     assert result.summary == [("closing", Status.NO_STATUS, "")]
     assert sent_close(result.sent) is None

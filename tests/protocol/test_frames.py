@@ -77,9 +77,9 @@ def test_server_frame_lengths(size: int, header_size: int) -> None:
 
 @pytest.mark.parametrize("size", [0, 5, 125])
 @pytest.mark.parametrize("length_size", [2, 8])
-def test_server_frame_long_encoding_of_short_length(size: int, length_size: int) -> None:
-    # Section 5.2 asks senders for the shortest encoding but does not tell
-    # receivers to fail on a longer one; lomond accepts it.
+def test_server_frame_length_not_minimal(size: int, length_size: int) -> None:
+    # Section 5.2 requires the shortest encoding from senders but does not
+    # tell receivers to fail on a longer one, so lomond accepts it.
     payload = b"x" * size
     data = server_frame(Opcode.BINARY, payload, length_size=length_size)
     assert feed_frames(data).summary == [("binary", payload)]

@@ -110,7 +110,7 @@ def test_fuzz_frames(data: bytes, sizes: list[int], options: dict[str, int]) -> 
 @FUZZ_SETTINGS
 @given(data=server_bytes, sizes=chunk_sizes)
 def test_fuzz_frames_after_close(data: bytes, sizes: list[int]) -> None:
-    # The same holds after the client started the closing handshake.
+    # The same invariants apply after the client started the closing handshake.
     connection = open_connection()
     connection.close(1000)
     result = feed(connection, split(data, sizes))
@@ -118,7 +118,7 @@ def test_fuzz_frames_after_close(data: bytes, sizes: list[int]) -> None:
     assert connection.state in (State.CLOSING, State.CLOSED)
 
 
-# --- the handshake answer --------------------------------------------------------
+# --- the handshake response ------------------------------------------------------
 
 status_lines = st.sampled_from(
     [
@@ -154,7 +154,7 @@ header_lines = st.sampled_from(
 
 @st.composite
 def answers(draw: Any) -> bytes:
-    """Draw a handshake answer built from likely lines, or plain random bytes."""
+    """Draw a handshake response built from likely lines, or plain random bytes."""
     if draw(st.booleans()):
         return bytes(draw(st.binary(max_size=200)))
     lines = [draw(status_lines)]

@@ -1,4 +1,4 @@
-"""The opening handshake (RFC 6455 section 4): the request and the server's answer."""
+"""The opening handshake (RFC 6455 section 4): the request and the server's response."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_request_line_encodes_resource() -> None:
     assert lines[0] == "GET /caf%C3%A9%20au%20lait HTTP/1.1"
 
 
-def test_request_key_is_base64_of_16_bytes() -> None:
+def test_request_key_base64() -> None:
     # Section 4.1 item 7: a nonce of 16 random bytes, base64-encoded.
     assert header_values(make_handshake(), "Sec-WebSocket-Key") == [KEY_HEADER]
     other = Handshake(parse_url("ws://example.com/"), b"\xff" * 16, agent=AGENT)
@@ -205,7 +205,7 @@ def test_request_header_latin1_value() -> None:
     assert b"X-Name: caf\xe9\r\n" in handshake.request()
 
 
-# --- section 4.2.2: the server's answer -------------------------------------
+# --- section 4.2.2: the server's response -----------------------------------
 
 
 def test_accept_key_rfc_example() -> None:
@@ -391,7 +391,7 @@ def test_response_obsolete_line_folding() -> None:
 
 
 def padded_response(size: int) -> bytes:
-    """Return a valid answer whose header block (before CRLF CRLF) is ``size`` bytes."""
+    """Return a valid response whose header block (before CRLF CRLF) is ``size`` bytes."""
     base = len(VALID_RESPONSE) - 4
     padding = size - base - len("\r\nX-Pad: ")
     assert padding >= 0
@@ -434,7 +434,7 @@ def test_reader_split_terminator() -> None:
         assert response.status_code == 101
 
 
-# --- frames that arrive with the answer ---------------------------------------
+# --- frames that arrive with the response -------------------------------------
 
 
 def test_response_followed_by_frames() -> None:

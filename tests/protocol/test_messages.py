@@ -302,7 +302,7 @@ def test_zero_means_no_limit() -> None:
     assert [(event.name, len(event.data)) for event in received] == [("binary", 200_000)]
 
 
-def test_limit_does_not_apply_to_earlier_messages() -> None:
+def test_message_limit_per_message() -> None:
     options = {"max_message_size": 5}
     data = server_frame(TEXT, b"12345") * 3
     assert feed_frames(data, **options).summary == [("text", "12345")] * 3

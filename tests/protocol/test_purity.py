@@ -54,8 +54,8 @@ def import_chain(importtime_log: str, module: str) -> list[str]:
     """Return the chain of imports that led to ``module``, from ``-X importtime`` output.
 
     Each log line ends with the module name, indented by two spaces per
-    level of nesting; a module's parents are the lines that follow it with
-    less indentation.
+    level of nesting. A module's parents are the later lines with less
+    indentation.
     """
     entries = []
     for line in importtime_log.splitlines():
