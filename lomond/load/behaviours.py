@@ -182,6 +182,9 @@ class ScriptBehaviour(Behaviour):
             if key not in client.stats.errors:
                 log.exception("load script %s raised on client %d", self.spec, client.number)
             client.stats.errors[key] += 1
+            client.end(f"the script raised {type(error).__name__}")
+            return
+        client.end("the script returned before Disconnected")
 
 
 def load_script(spec: str) -> ScriptFunction:

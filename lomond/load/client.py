@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from .. import events
@@ -78,6 +78,7 @@ class Client:
         self._failure: str | None = None
         self._server_close_code: int | None = None
         self._finished = False
+        self._iterator: Generator[events.Event, None, None] | None = None
 
     def __repr__(self) -> str:
         return f"<load client {self.number} {self.websocket.safe_url}>"
@@ -111,6 +112,21 @@ class Client:
     # --- the event stream ------------------------------------------------------
 
     def __iter__(self) -> Iterator[events.Event]:
+        if self._iterator is None:
+            self._iterator = self._run()
+        return self._iterator
+
+    def end(self, reason: str) -> None:
+        """Close the socket now and record ``reason`` as the outcome, unless one is recorded.
+
+        For the code that iterates this client, after it stopped iterating.
+        """
+        self.end_reason = reason
+        if self._iterator is not None:
+            self._iterator.close()
+        self.finish(reason)
+
+    def _run(self) -> Generator[events.Event, None, None]:
         self._started_at = time.monotonic()
         self.stats.attempted += 1
         stream = self.websocket.connect(**self._connect_options)
