@@ -143,7 +143,7 @@ def open_connection(**options: Any) -> ClientConnection:
     return connection
 
 
-def parse_client_frames(data: bytes) -> list[tuple[int, int, bytes, bytes]]:
+def parse_client_frames(data: bytes) -> list[tuple[int, bytes, bytes, bytes]]:
     """Split client bytes into (first byte, mask key, unmasked payload, raw payload) tuples.
 
     Fails the calling test when a frame is not masked (section 5.3) or the

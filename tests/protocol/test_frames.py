@@ -244,7 +244,7 @@ def test_reserved_opcode_inside_message(opcode: int) -> None:
 
 
 @pytest.mark.parametrize("opcode", [Opcode.PING, Opcode.PONG])
-def test_control_frame_125_bytes(opcode: int) -> None:
+def test_control_frame_125_bytes(opcode: Opcode) -> None:
     payload = bytes(range(125))
     result = feed_frames(server_frame(opcode, payload))
     assert result.summary[0][:2] == (opcode.name.lower(), payload)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lomond import events
@@ -225,7 +227,7 @@ def test_response_valid() -> None:
     assert ready.response.status_code == 101
 
 
-def assert_rejected(data: bytes, **options: object) -> events.Rejected:
+def assert_rejected(data: bytes, **options: Any) -> events.Rejected:
     """Feed ``data`` in every chunking and check that the handshake failed."""
     result = feed_all_ways(lambda: make_connection(**options), data)
     assert result.names == ["rejected"]
