@@ -1,8 +1,8 @@
 """One server-side connection: the primitives that script steps are built from.
 
 A :class:`Connection` owns one accepted socket. Its reader greenlet reads
-whatever the client sends, records it in the :class:`Transcript`, answers
-pings and the client's close (unless a script turned that off), and lets
+whatever the client sends, records it in the :class:`Transcript`, replies
+to pings and to the client's close (unless a script turned that off), and lets
 wsproto judge every frame. The script greenlet writes: well-formed frames
 through wsproto, faults as hand-built bytes, and every write goes through
 the TCP shaping that the ``slicer``, ``latency``, ``bandwidth`` and
@@ -141,7 +141,7 @@ class Connection:
         self._process_lock = gevent.lock.Semaphore()
         self._running = gevent.event.Event()
         self._running.set()
-        self._gone = gevent.event.Event()
+        self._disconnected = gevent.event.Event()
         self._socket_closed = False
         self.reader: gevent.Greenlet | None = None
 
@@ -155,20 +155,20 @@ class Connection:
         return self.transcript.request
 
     @property
-    def is_gone(self) -> bool:
+    def is_disconnected(self) -> bool:
         """True once the client disconnected or the server closed the socket."""
-        return self._gone.is_set()
+        return self._disconnected.is_set()
 
     @property
     def is_open(self) -> bool:
         """True while the WebSocket is accepted and no close frame was sent."""
-        return self._ws is not None and self.transcript.close_sent is None and not self.is_gone
+        return self._ws is not None and self.transcript.close_sent is None and not self.is_disconnected
 
-    def _mark_gone(self, reason: str) -> None:
-        if not self._gone.is_set():
+    def _mark_disconnected(self, reason: str) -> None:
+        if not self._disconnected.is_set():
             if self.transcript.end_reason is None:
                 self.transcript.end_reason = reason
-            self._gone.set()
+            self._disconnected.set()
         self.transcript.notify()
 
     # --- opening handshake: reading the request -----------------------------
@@ -187,15 +187,15 @@ class Connection:
                     self.transcript.bytes_in += len(chunk)
                     buffer += chunk
         except gevent.Timeout:
-            self._mark_gone("no request before the timeout")
+            self._mark_disconnected("no request before the timeout")
             raise ConnectionClosed("no request before the timeout") from None
         except OSError as error:
-            self._mark_gone(f"read failed: {error}")
+            self._mark_disconnected(f"read failed: {error}")
             raise ConnectionClosed(str(error)) from None
 
         head, separator, rest = bytes(buffer).partition(b"\r\n\r\n")
         if not separator:
-            self._mark_gone("client closed before the end of the request")
+            self._mark_disconnected("client closed before the end of the request")
             raise ConnectionClosed("incomplete request")
         self._pending += rest
         request = parse_request(head)
@@ -217,7 +217,7 @@ class Connection:
         self.reader = gevent.spawn(self._read_loop)
         return self.reader
 
-    # --- opening handshake: answers -----------------------------------------
+    # --- opening handshake: responses ---------------------------------------
 
     def accept(
         self,
@@ -313,11 +313,11 @@ class Connection:
         body: bytes | str = b"",
         reason: str | None = None,
     ) -> None:
-        """Answer the handshake with a non-101 HTTP response.
+        """Reject the handshake with a non-101 HTTP response.
 
         wsproto builds it, with an empty reason phrase, unless ``reason`` is
-        given or wsproto rejected the request itself; then it is written by
-        hand, with ``reason`` or the standard phrase of ``status``.
+        given or wsproto rejected the request itself. In those cases it is
+        written by hand, with ``reason`` or the standard phrase of ``status``.
         """
         body_bytes = body.encode("utf-8") if isinstance(body, str) else body
         header_list = _header_bytes(headers)
@@ -399,7 +399,7 @@ class Connection:
         self._send_event(Ping(payload=payload))
 
     def pong(self, payload: bytes = b"") -> None:
-        """Send a pong through wsproto (unsolicited unless it answers a ping)."""
+        """Send a pong through wsproto (unsolicited unless it replies to a ping)."""
         self._send_event(Pong(payload=payload))
 
     def send_frame(self, opcode: int, payload: bytes = b"", **options: Any) -> None:
@@ -445,7 +445,7 @@ class Connection:
         self.write(data)
         if wait:
             self.wait_for(
-                lambda: self.transcript.close_received is not None or self.is_gone,
+                lambda: self.transcript.close_received is not None or self.is_disconnected,
                 timeout,
                 "the client's close frame",
                 fail=False,
@@ -481,7 +481,7 @@ class Connection:
             if seconds is None:
                 # Bounded by the connection's life: stop() closes the socket.
                 while not self._socket_closed:
-                    self._gone.wait(scaled(60))
+                    self._disconnected.wait(scaled(60))
             else:
                 gevent.sleep(seconds)
         finally:
@@ -489,16 +489,16 @@ class Connection:
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds``, or less if the client leaves first (nothing later could reach it)."""
-        self._gone.wait(seconds)
+        self._disconnected.wait(seconds)
 
     # --- expectations -------------------------------------------------------
 
     def wait_for(
-        self, predicate: Callable[[], T], timeout: float | None, what: str, fail: bool = True
+        self, predicate: Callable[[], T], timeout: float | None, description: str, fail: bool = True
     ) -> T | None:
         """Return ``predicate()`` once true; on timeout raise WaitTimeout, or return None when ``fail`` is False."""
         try:
-            return self.transcript.wait_until(predicate, timeout, what)
+            return self.transcript.wait_until(predicate, timeout, description)
         except WaitTimeout:
             if fail:
                 raise
@@ -508,7 +508,7 @@ class Connection:
         """Return the next message or control frame the script has not seen yet."""
 
         def ready() -> bool:
-            return self._script_cursor < len(self.transcript.messages) or self.is_gone
+            return self._script_cursor < len(self.transcript.messages) or self.is_disconnected
 
         self.wait_for(ready, timeout, "a message from the client")
         if self._script_cursor >= len(self.transcript.messages):
@@ -541,7 +541,7 @@ class Connection:
 
     def echo(self) -> None:
         """Send back every text and binary message until the client closes or leaves."""
-        while not self.is_gone:
+        while not self.is_disconnected:
             try:
                 message = self.receive(scaled(60))
             except WaitTimeout:
@@ -557,7 +557,7 @@ class Connection:
         """Wait until the client leaves or the closing handshake completes (bounded by stop())."""
 
         def finished() -> bool:
-            return self.is_gone or self.transcript.closing_handshake_completed
+            return self.is_disconnected or self.transcript.closing_handshake_completed
 
         while not finished():
             self.wait_for(finished, scaled(60), "the end of the connection", fail=False)
@@ -597,7 +597,7 @@ class Connection:
             if chunk:
                 self.sock.sendall(chunk)
         except OSError as error:
-            self._mark_gone(f"write failed: {error}")
+            self._mark_disconnected(f"write failed: {error}")
             raise ConnectionClosed(str(error)) from None
         self.transcript.bytes_out += len(chunk)
         if cut:
@@ -631,7 +631,7 @@ class Connection:
         except OSError:
             pass
         self.transcript.closed_at = time.monotonic()
-        self._mark_gone("closed by the server")
+        self._mark_disconnected("closed by the server")
         self._running.set()
 
     # --- reading ------------------------------------------------------------
@@ -644,10 +644,10 @@ class Connection:
             try:
                 data = self.sock.recv(READ_SIZE)
             except OSError as error:
-                self._mark_gone(f"read failed: {error}")
+                self._mark_disconnected(f"read failed: {error}")
                 return
             if not data:
-                self._mark_gone("closed by the client")
+                self._mark_disconnected("closed by the client")
                 return
             self.transcript.bytes_in += len(data)
             while not self._running.is_set() and not self._socket_closed:
@@ -695,7 +695,8 @@ class Connection:
         if not frame.fin:
             return
 
-        # The message is complete: join, and inflate when the first frame says so.
+        # The message is complete: join the frames, and inflate them when the
+        # first frame has RSV1 set (RFC 7692 section 6).
         first = self._fragments[0]
         payload = b"".join(f.payload for f in self._fragments)
         compressed = first.rsv1 and self._inflater is not None
@@ -704,7 +705,7 @@ class Connection:
             try:
                 payload = self._inflater.inflate(payload)
             except (zlib.error, ValueError) as error:
-                self._client_error(1007, f"cannot inflate message: {error}")
+                self._client_error(1007, f"failed to inflate message: {error}")
                 return
         self.transcript.messages.append(
             Message(first.kind, payload, self._fragments, first.time, frame.time, compressed)
@@ -712,7 +713,7 @@ class Connection:
         self._fragments = []
 
     def _judge(self, event: object) -> None:
-        """React to one wsproto event: answer pings and closes, record violations."""
+        """React to one wsproto event: reply to pings and closes, record violations."""
         if isinstance(event, Ping):
             if self.auto_pong and self.is_open:
                 self._write_quietly(self._require_ws().send(event.response()))
@@ -734,7 +735,7 @@ class Connection:
                 self.transcript.close_sent = bytes(reply[2:])
 
     def _client_error(self, code: int, reason: str) -> None:
-        """Fail the connection after a client violation, as RFC 6455 section 7.1.7 says."""
+        """Fail the connection after a client violation: close frame, then TCP close (RFC 6455 section 7.1.7)."""
         log.debug("client %s broke the protocol: %s", self.peer, reason)
         self.transcript.protocol_errors.append(f"{code}: {reason}")
         if self.transcript.close_sent is None:

@@ -103,13 +103,20 @@ def build_frame(
         raise ValueError(f"opcode must fit in 4 bits, not {opcode}")
 
     # First byte: FIN, RSV1-3 and the opcode.
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0)
-    first |= (0x10 if rsv3 else 0) | opcode
+    first = opcode
+    for flag, bit in ((fin, 0x80), (rsv1, 0x40), (rsv2, 0x20), (rsv3, 0x10)):
+        if flag:
+            first |= bit
 
     # Second byte and extended length, in the requested or shortest form.
     declared = len(payload) if length is None else length
     if length_form is None:
-        length_form = "7" if declared < 126 else "16" if declared < 0x10000 else "64"
+        if declared < 126:
+            length_form = "7"
+        elif declared < 0x10000:
+            length_form = "16"
+        else:
+            length_form = "64"
     if length_form not in LENGTH_FORMS:
         raise ValueError(f"length_form must be one of {LENGTH_FORMS}, not {length_form!r}")
     mask_bit = 0x80 if mask is not False else 0
@@ -191,6 +198,8 @@ class FrameParser:
             frames.append(frame)
 
     def _parse_one(self, now: float) -> Frame | None:
+        """Return the first complete frame in the buffer, or None until more bytes arrive."""
+        # Header: two bytes, then a 16- or 64-bit length when marked 126 or 127.
         buffer = self._buffer
         if len(buffer) < 2:
             return None
@@ -209,6 +218,8 @@ class FrameParser:
             offset = 10
         if length > self.max_frame:
             raise ValueError(f"frame of {length} bytes is over the {self.max_frame} byte limit")
+
+        # Masking key, then the payload once all of it has arrived.
         masked = bool(second & 0x80)
         key = b""
         if masked:
@@ -222,6 +233,7 @@ class FrameParser:
         del buffer[: offset + length]
         if masked:
             payload = mask_payload(payload, key)
+
         return Frame(
             opcode=first & 0x0F,
             fin=bool(first & 0x80),

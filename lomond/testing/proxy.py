@@ -6,9 +6,9 @@
         ...  # connect through proxy.url to server.url
         assert proxy.requests[0].target == f"127.0.0.1:{server.port}"
 
-It tunnels only to loopback hosts unless told otherwise, answers 407 or
-403 on demand, can answer slowly or with broken bytes, and records every
-CONNECT request it received.
+It tunnels only to the hosts in ``allowed_hosts`` (loopback by default),
+responds 407 or 403 on demand, can respond slowly or with broken bytes, and
+records every CONNECT request it received.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 @dataclass
 class ProxyRequest:
-    """One request the proxy received, and what it answered."""
+    """One request the proxy received, and the status of its response."""
 
     method: str
     target: str
@@ -62,9 +62,9 @@ class ConnectProxy:
     """An HTTP CONNECT proxy on an ephemeral loopback port.
 
     ``auth`` is a (user, password) pair that Proxy-Authorization must carry
-    (Basic scheme), else the proxy answers 407. ``status`` forces an answer
-    (for example 403 or 407) to every request. ``delay`` waits that many
-    seconds before answering, and ``answer`` sends those bytes in place of
+    (Basic scheme), else the proxy responds 407. ``status`` forces that
+    status (for example 403 or 407) for every request. ``delay`` waits that
+    many seconds before responding, and ``answer`` sends those bytes in place of
     the response, then closes.
     """
 
@@ -202,7 +202,7 @@ class ConnectProxy:
         self.requests.append(request)
         self._signal.notify()
 
-        # Answers on demand: delay, broken bytes, forced status.
+        # Responses on demand: delay, broken bytes, forced status.
         if self.delay:
             gevent.sleep(self.delay)
         if self.answer is not None:

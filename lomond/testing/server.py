@@ -293,8 +293,8 @@ class Server:
             else:
                 run_script(script, conn)
 
-            # After the script: an accepted WebSocket stays open, answering
-            # pings and the client's close, until one side ends it.
+            # After the script: an accepted WebSocket stays open, replying to
+            # pings and to the client's close, until one side ends it.
             if transcript.response_status == 101:
                 conn.hold()
         except ConnectionClosed:

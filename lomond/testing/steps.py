@@ -61,8 +61,8 @@ class Step:
         return self._action(conn, *self._args, **self._kwargs)
 
     def __repr__(self) -> str:
-        shown = [repr(a) for a in self._args] + [f"{k}={v!r}" for k, v in self._kwargs.items()]
-        return f"{self.name}({', '.join(shown)})"
+        arguments = [repr(a) for a in self._args] + [f"{k}={v!r}" for k, v in self._kwargs.items()]
+        return f"{self.name}({', '.join(arguments)})"
 
 
 def _method(name: str) -> Callable[..., Any]:
@@ -92,22 +92,22 @@ def accept_raw(**options: Any) -> Step:
 
 
 def accept_missing_key() -> Step:
-    """Answer 101 without a Sec-WebSocket-Accept header."""
+    """Send a 101 response without a Sec-WebSocket-Accept header."""
     return Step("accept_missing_key", _method("accept_raw"), accept_key=None)
 
 
 def accept_wrong_key(value: str = "dGhlIHdyb25nIGtleQ==") -> Step:
-    """Answer 101 with a Sec-WebSocket-Accept that does not match the client's key."""
+    """Send a 101 response whose Sec-WebSocket-Accept does not match the client's key."""
     return Step("accept_wrong_key", _method("accept_raw"), accept_key=value)
 
 
 def accept_wrong_upgrade(value: str = "h2c") -> Step:
-    """Answer 101 with an Upgrade header other than "websocket"."""
+    """Send a 101 response with an Upgrade header other than "websocket"."""
     return Step("accept_wrong_upgrade", _method("accept_raw"), upgrade=value)
 
 
 def accept_unoffered_subprotocol(name: str = "not-offered") -> Step:
-    """Answer 101 choosing a subprotocol the client did not offer."""
+    """Send a 101 response that selects a subprotocol the client did not offer."""
     return Step("accept_unoffered_subprotocol", _method("accept_raw"), subprotocol=name)
 
 
@@ -117,7 +117,7 @@ def reject(
     body: bytes | str = b"",
     reason: str | None = None,
 ) -> Step:
-    """Answer the handshake with ``status`` (for example 503 with Retry-After, 401, 404).
+    """Reject the handshake with ``status`` (for example 503 with Retry-After, 401, 404).
 
     The response has an empty reason phrase unless ``reason`` is given.
     """
@@ -125,7 +125,7 @@ def reject(
 
 
 def redirect(location: str, status: int = 302) -> Step:
-    """Answer with a redirect (301, 302, 307 or 308) to ``location``."""
+    """Reject the handshake with a redirect (301, 302, 303, 307 or 308) to ``location``."""
     if status not in (301, 302, 303, 307, 308):
         raise ValueError(f"a redirect status is 301, 302, 303, 307 or 308, not {status}")
     return Step("redirect", _method("reject"), status, (("Location", location),))
@@ -137,7 +137,7 @@ def delay(seconds: float) -> Step:
 
 
 def never_answer() -> Step:
-    """Never answer: wait until the client leaves or the server stops."""
+    """Send no response: wait until the client leaves or the server stops."""
     return Step("never_answer", _method("hold"))
 
 
@@ -322,7 +322,7 @@ def close_invalid_reason(code: int = 1000) -> Step:
 
 
 def ignore_close() -> Step:
-    """Never answer the client's close frame from now on."""
+    """Never reply to the client's close frame from now on."""
     return Step("ignore_close", _set("answer_close"), False)
 
 
@@ -393,7 +393,7 @@ def slow_close(seconds: float) -> Step:
 
 
 def no_pong() -> Step:
-    """Stop answering the client's pings, so its ping timeout fires."""
+    """Stop replying to the client's pings with pongs, so its ping timeout fires."""
     return Step("no_pong", _set("auto_pong"), False)
 
 
@@ -431,7 +431,7 @@ def echo() -> Step:
 
 
 def hold() -> Step:
-    """Keep the connection open (answering pings) until the client closes or leaves."""
+    """Keep the connection open (replying to pings) until the client closes or leaves."""
     return Step("hold", _method("hold"))
 
 

@@ -61,7 +61,7 @@ class TLSFiles:
 
     @property
     def ca_file(self) -> str:
-        """Path of a PEM file that holds the CA certificate (written on first use)."""
+        """Path of a PEM file that contains the CA certificate (written on first use)."""
         path = os.path.join(self._directory(), "ca.pem")
         if not os.path.exists(path):
             self.ca.cert_pem.write_to_path(path)
@@ -69,7 +69,7 @@ class TLSFiles:
 
     @property
     def client_cert_file(self) -> str:
-        """Path of a PEM file that holds the client certificate chain and key."""
+        """Path of a PEM file that contains the client certificate chain and key."""
         path = os.path.join(self._directory(), "client.pem")
         if not os.path.exists(path):
             self.client_cert.private_key_and_cert_chain_pem.write_to_path(path)

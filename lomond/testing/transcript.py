@@ -1,4 +1,4 @@
-"""What the server saw on one connection: the request, frames, messages, close.
+"""Records of one server connection: the request, frames, messages and close frames.
 
 A :class:`Transcript` is filled in by the connection's reader greenlet and
 read by tests. Its ``next_*`` and ``wait_*`` methods block (cooperatively,
@@ -37,18 +37,18 @@ class Request:
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """Return the first value of header ``name`` (case-insensitive), or ``default``."""
-        wanted = name.lower()
+        lowered = name.lower()
         for key, value in self.headers:
-            if key.lower() == wanted:
+            if key.lower() == lowered:
                 return value
         return default
 
     def header_values(self, name: str) -> list[str]:
         """Return every comma-separated value of header ``name``, across repeated lines."""
-        wanted = name.lower()
+        lowered = name.lower()
         values = []
         for key, value in self.headers:
-            if key.lower() == wanted:
+            if key.lower() == lowered:
                 values.extend(part.strip() for part in value.split(",") if part.strip())
         return values
 
@@ -111,8 +111,8 @@ class Message:
         return self.payload[2:].decode("utf-8", "replace")
 
     def __repr__(self) -> str:
-        shown = self.payload if len(self.payload) <= 40 else self.payload[:40] + b"..."
-        return f"Message({self.kind!r}, {shown!r}, frames={len(self.frames)})"
+        preview = self.payload if len(self.payload) <= 40 else self.payload[:40] + b"..."
+        return f"Message({self.kind!r}, {preview!r}, frames={len(self.frames)})"
 
 
 def matches(expected: object, value: object) -> bool:
@@ -196,10 +196,10 @@ class Transcript:
         self._signal.notify()
 
     def wait_until(
-        self, predicate: Callable[[], T], timeout: float | None = None, what: str = "a condition"
+        self, predicate: Callable[[], T], timeout: float | None = None, description: str = "a condition"
     ) -> T:
         """Return ``predicate()`` once it is true; raise WaitTimeout after ``timeout`` seconds."""
-        return self._signal.wait_for(predicate, default_timeout(timeout), what)
+        return self._signal.wait_for(predicate, default_timeout(timeout), description)
 
     def next_message(
         self,
@@ -224,8 +224,8 @@ class Transcript:
                     return message
             return None
 
-        what = f"a {kind or 'message'} from client #{self.number}"
-        return self.wait_until(find, timeout, what)
+        description = f"a {kind or 'message'} from client #{self.number}"
+        return self.wait_until(find, timeout, description)
 
     def wait_closed(self, timeout: float | None = None) -> Transcript:
         """Return this transcript once the server has closed the socket."""

@@ -50,7 +50,7 @@ def default_timeout(timeout: float | None) -> float:
 
 
 class WaitTimeout(AssertionError):
-    """A wait of the kit timed out; the message says what was awaited."""
+    """A wait of the kit timed out; the message names the awaited event."""
 
 
 class ExpectationFailed(AssertionError):
@@ -61,7 +61,7 @@ class Signal:
     """Wake greenlets that wait for a condition on shared state.
 
     Writers call :meth:`notify` after each change, and readers call
-    :meth:`wait_for` with a predicate, so that nobody polls.
+    :meth:`wait_for` with a predicate, so that no greenlet polls.
     """
 
     def __init__(self) -> None:
@@ -71,7 +71,7 @@ class Signal:
         event, self._event = self._event, gevent.event.Event()
         event.set()
 
-    def wait_for(self, predicate: Callable[[], T], timeout: float, what: str) -> T:
+    def wait_for(self, predicate: Callable[[], T], timeout: float, description: str) -> T:
         """Return the first true value of ``predicate()``; raise WaitTimeout after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
@@ -81,5 +81,5 @@ class Signal:
                 return value
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise WaitTimeout(f"timed out after {timeout:.2f}s waiting for {what}")
+                raise WaitTimeout(f"timed out after {timeout:.2f}s waiting for {description}")
             event.wait(remaining)

@@ -28,6 +28,7 @@ class RawClient:
         self.sock = sock
         self.buffer = bytearray()
         self.parser = FrameParser()
+        self.pending_frames: list[Frame] = []
         self.key = base64.b64encode(os.urandom(16)).decode()
 
     def close(self) -> None:
@@ -99,10 +100,9 @@ class RawClient:
         while True:
             if self.buffer:
                 data, self.buffer = bytes(self.buffer), bytearray()
-                self.pending_frames = getattr(self, "pending_frames", []) + self.parser.feed(data)
-            pending = getattr(self, "pending_frames", [])
-            if pending:
-                return pending.pop(0)
+                self.pending_frames += self.parser.feed(data)
+            if self.pending_frames:
+                return self.pending_frames.pop(0)
             if not self._fill(max(0.01, deadline - time.monotonic())):
                 raise EOFError("connection closed")
 

@@ -215,8 +215,8 @@ def test_message_over_limit_fails(lomond_server_factory):
 
 
 def test_long_length_form_accepted(lomond_server_factory):
-    # RFC 6455 section 5.2 asks senders for the shortest length form;
-    # lomond accepts a longer one.
+    # RFC 6455 section 5.2 requires senders to use the shortest length
+    # form, but lomond accepts a longer one.
     server = lomond_server_factory([steps.accept(), steps.long_length_form("short"), steps.close()])
     _, events = collect(server.url)
     assert events[3].text == "short"

@@ -49,7 +49,7 @@ def test_send_fragmented_sizes(lomond_server_factory):
 
 
 def test_send_fragmented_text_splits_code_point(lomond_server_factory):
-    # "é" is two bytes, so 1-byte frames split it: still valid, sent by hand.
+    # "aé" is three bytes, so 2-byte frames split the "é": still valid, sent by hand.
     frames = run(lomond_server_factory, [steps.accept(), steps.send_fragmented("aé", 2)])
     assert [(f.opcode, f.fin, f.payload) for f in frames] == [
         (OP_TEXT, False, b"a\xc3"),

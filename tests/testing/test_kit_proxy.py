@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 
-import gevent.socket
 import pytest
 from kit_raw import RawClient
 from lomond.testing import ConnectProxy, WaitTimeout
@@ -13,15 +12,10 @@ from lomond.testing.waits import scaled
 
 
 class ProxiedClient(RawClient):
-    """A RawClient that first asks the proxy for a tunnel."""
+    """A RawClient connected to the proxy, which requests a tunnel before the handshake."""
 
     def __init__(self, proxy_port: int) -> None:
-        self.sock = gevent.socket.create_connection(("127.0.0.1", proxy_port), timeout=scaled(5))
-        self.buffer = bytearray()
-        from lomond.testing.frames import FrameParser
-
-        self.parser = FrameParser()
-        self.key = base64.b64encode(b"0123456789abcdef").decode()
+        super().__init__(proxy_port)
 
     def connect_to(self, target: str, headers: list[tuple[str, str]] = ()) -> int:
         lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
