@@ -328,10 +328,6 @@ def markdown_report(document):
         notes = notes_for(clients)
         if notes:
             lines += notes + [""]
-    for name, summary in document.get("profiles", {}).items():
-        lines += ["## Profile of lomond in %s" % name, "",
-                  "Top functions by own time (cProfile, one run):", "",
-                  "```", summary.rstrip(), "```", ""]
     return "\n".join(lines)
 
 

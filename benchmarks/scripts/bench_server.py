@@ -14,7 +14,8 @@ The request path selects what the server does after the opening handshake:
 /idle
     Answer pings and the closing handshake, nothing else.
 /fanin?count=N&rate=R
-    After the client's first message, send N text messages at R per second,
+    Half a second after the client's first message, send N text messages
+    at R per second,
     each carrying the server's time.monotonic() when it was sent, then
     close with status 1000.
 
@@ -47,6 +48,10 @@ STREAM_CHUNK_BYTES = 65536
 # The first fan-in message of successive connections is spread over this
 # many steps of one interval, so sends do not arrive in one burst.
 FANIN_SPREAD_STEPS = 100
+# Seconds between a connection's first client message and its first fan-in
+# message. The client sends that message on every connection at once, and
+# the delay keeps that burst out of the measured lags.
+FANIN_START_DELAY = 0.5
 
 _stream_buffers = {}
 _stream_buffers_lock = threading.Lock()
@@ -368,7 +373,7 @@ class SelectorServer:
         conn.interval = 1.0 / float(conn.params.get("rate", "10"))
         step = self.fanin_started % FANIN_SPREAD_STEPS
         self.fanin_started += 1
-        due = time.monotonic() + conn.interval * step / FANIN_SPREAD_STEPS
+        due = time.monotonic() + FANIN_START_DELAY + conn.interval * step / FANIN_SPREAD_STEPS
         self.push(due, conn)
 
     def push(self, due, conn):

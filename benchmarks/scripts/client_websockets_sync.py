@@ -2,7 +2,7 @@
 
 Each connection starts a thread that reads the socket and, with the default
 ping_interval of 20 seconds, a second thread that sends keepalive pings
-(websockets 15 and later). Connections are opened from a pool of threads
+(read in websockets 17.4, the pinned version). Connections are opened from a pool of threads
 so that handshakes overlap, as greenlets do for the gevent clients.
 """
 
