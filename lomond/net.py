@@ -3,7 +3,7 @@
 Everything here uses gevent's cooperative socket, resolver and ssl modules
 directly, so it works without monkey-patching and never blocks other
 greenlets. One connect timeout covers the whole attempt: DNS, every TCP
-connection attempt, the proxy's answer and the TLS handshake.
+connection attempt, the proxy's response and the TLS handshake.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ log = logging.getLogger(__name__)
 #: Attempt Delay" that RFC 8305 section 5 recommends (250 ms).
 CONNECTION_ATTEMPT_DELAY = 0.25
 
-# Bytes asked for per read of the socket under a TLS layer that runs in
-# memory (see LayeredTLSSocket); one TLS record is at most 16 KiB plus
-# its overhead.
+# Bytes requested per read of the socket under a TLS layer that runs in
+# memory (see LayeredTLSSocket). One TLS record is at most 16 KiB plus
+# its overhead, so one read usually completes a record.
 _TLS_READ_SIZE = 17 * 1024
 
 
@@ -102,8 +102,8 @@ def build_ssl_context(options: TLSOptions) -> _stdlib_ssl.SSLContext:
     """Return the SSL context for ``options``: the given one, or a verifying default.
 
     Built contexts are cached per set of options and file modification
-    times, because each holds its own copy of the CA bundle; thousands of
-    connections then share one. Raises ``OSError`` or ``ssl.SSLError`` when
+    times, because each contains its own copy of the CA bundle. Thousands
+    of connections then share one. Raises ``OSError`` or ``ssl.SSLError`` when
     a certificate or key file cannot be loaded.
     """
     if options.context is not None:
@@ -173,7 +173,7 @@ def describe_ssl_error(error: BaseException, host: str) -> str:
     reason = getattr(error, "reason", None) or ""
     if reason == "WRONG_VERSION_NUMBER":
         return (
-            f"TLS handshake with {host} failed: the server did not answer with TLS"
+            f"TLS handshake with {host} failed: the server did not respond with TLS"
             " (is it a ws:// server?)"
         )
     if reason in ("UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION"):
@@ -201,8 +201,8 @@ def start_tls(
 ) -> Any:
     """Run the TLS client handshake over ``sock`` and return the TLS socket.
 
-    ``initial`` holds bytes already read from ``sock`` (after a proxy's
-    answer) that start the server's side of the TLS stream. A socket that
+    ``initial`` contains bytes already read from ``sock`` (after a proxy's
+    response) that start the server's side of the TLS stream. A socket that
     is itself TLS (an ``https://`` proxy), or ``initial`` bytes, need the
     TLS layer to run in memory (:class:`LayeredTLSSocket`); otherwise
     gevent's SSLSocket runs it on the file descriptor. Closes ``sock`` and
@@ -248,7 +248,9 @@ class LayeredTLSSocket:
     run over a TLS connection to an ``https://`` proxy, nor take bytes that
     were already read. This class feeds an ``ssl.SSLObject`` through memory
     BIOs instead, and offers the socket methods the session uses. A lock
-    keeps whole TLS records in order when two greenlets write.
+    keeps whole TLS records in order when two greenlets write, and bytes
+    not yet sent stay queued when a ``gevent.Timeout`` interrupts a write,
+    so the next write sends them first and the record stream stays whole.
 
     NOTE: TLS 1.2 renegotiation, which a server may start at any time, is
     not supported here: a write that needs it fails with ``ssl.SSLError``.
@@ -266,6 +268,7 @@ class LayeredTLSSocket:
             self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
         )
         self._send_lock = Semaphore()
+        self._unsent = b""
 
     def __repr__(self) -> str:
         return f"<LayeredTLSSocket over {self._carrier!r}>"
@@ -316,13 +319,22 @@ class LayeredTLSSocket:
             while view:
                 written = self._tls.write(view)
                 view = view[written:]
-            self._carrier.sendall(self._outgoing.read())
+            self._send_unsent()
 
     def _flush(self) -> None:
         with self._send_lock:
-            pending = self._outgoing.read()
-            if pending:
-                self._carrier.sendall(pending)
+            self._send_unsent()
+
+    def _send_unsent(self) -> None:
+        """Send the queued TLS records; the caller holds the send lock."""
+        view = memoryview(self._unsent + self._outgoing.read())
+        try:
+            while view:
+                sent = self._carrier.send(view)
+                view = view[sent:]
+        finally:
+            # Empty unless a timeout or an error interrupted the loop.
+            self._unsent = bytes(view)
 
     def _fill(self) -> None:
         data = self._carrier.recv(_TLS_READ_SIZE)
@@ -382,7 +394,7 @@ def tcp_connect(host: str, port: int, deadline: float, timeout: float, label: st
     """Resolve ``host`` and connect to ``port`` on one of its addresses, Happy Eyeballs style.
 
     Attempts start :data:`CONNECTION_ATTEMPT_DELAY` apart, or at once when
-    the previous one failed, and run side by side; the first to connect
+    the previous one failed, and run side by side. The first to connect
     wins and the others are closed (RFC 8305). Everything must finish by
     ``deadline`` (a ``time.monotonic()`` value). ``label`` names the peer
     in messages ("proxy ..."). Raises :class:`~lomond.errors.ConnectFail`.
@@ -564,7 +576,7 @@ def open_transport(
             raise ConnectFail(str(error)) from None
         sock, leftover = _through_proxy(proxy_url, url, tls, deadline, connect_timeout)
 
-    # 3. TLS to the server, fed first with any bytes the proxy sent after its answer.
+    # 3. TLS to the server, fed first with any bytes the proxy sent after its response.
     if context is not None:
         server_hostname = tls.server_hostname or url.host
         sock = start_tls(sock, context, server_hostname, deadline, connect_timeout, initial=leftover)
@@ -577,7 +589,7 @@ def open_transport(
 def _through_proxy(
     proxy: ProxyURL, url: WebSocketURL, tls: TLSOptions, deadline: float, timeout: float
 ) -> tuple[Any, bytes]:
-    """Open a connection to ``url``'s host through ``proxy``; return (socket, bytes after the answer)."""
+    """Open a connection to ``url``'s host through ``proxy``; return (socket, bytes after the response)."""
     if proxy.scheme.startswith("socks"):
         from .socks import socks_connect
 
@@ -603,7 +615,7 @@ def _through_proxy(
 
 # --- redirects -----------------------------------------------------------------
 
-#: Status codes of a handshake answer that lomond follows to its Location.
+#: Status codes of a handshake response that lomond follows to its Location.
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 # Location schemes a redirect may use: the HTTP ones name the same server.
@@ -611,7 +623,7 @@ _REDIRECT_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
 
 
 def resolve_redirect(current: WebSocketURL, location: str) -> WebSocketURL:
-    """Return the URL that a handshake answer's ``Location`` points to.
+    """Return the URL that a handshake response's ``Location`` points to.
 
     A relative ``Location`` is resolved against ``current`` (RFC 3986
     section 5), ``http://`` and ``https://`` stand for ``ws://`` and
@@ -622,7 +634,7 @@ def resolve_redirect(current: WebSocketURL, location: str) -> WebSocketURL:
     ``ws://``, because a downgrade would expose the connection.
     """
     location = location.strip()
-    shown = redact_url(location)[:200]
+    redacted_location = redact_url(location)[:200]
 
     # 1. Resolve against the current URL, written with its plain scheme.
     plain_scheme = current.scheme.replace("+unix", "")
@@ -630,11 +642,11 @@ def resolve_redirect(current: WebSocketURL, location: str) -> WebSocketURL:
     try:
         parts = urlsplit(urljoin(base, location))
     except ValueError as error:
-        raise HandshakeError(f"invalid redirect Location {shown!r} ({error})") from None
+        raise HandshakeError(f"invalid redirect Location {redacted_location!r} ({error})") from None
     scheme = _REDIRECT_SCHEMES.get(parts.scheme.lower())
     if scheme is None:
         raise HandshakeError(
-            f"invalid redirect Location {shown!r}: the scheme must be ws, wss, http or https"
+            f"invalid redirect Location {redacted_location!r}: the scheme must be ws, wss, http or https"
         )
     relative = not urlsplit(location).netloc
 
@@ -648,7 +660,7 @@ def resolve_redirect(current: WebSocketURL, location: str) -> WebSocketURL:
         try:
             target = parse_url(rebuilt)
         except InvalidURL as error:
-            raise HandshakeError(f"invalid redirect Location {shown!r} ({error})") from None
+            raise HandshakeError(f"invalid redirect Location {redacted_location!r} ({error})") from None
         if target.username is None and same_host(current, target):
             target = dataclasses.replace(
                 target, username=current.username, password=current.password

@@ -1,11 +1,11 @@
 """Choose a proxy for a WebSocket URL, and tunnel through an HTTP proxy with CONNECT.
 
-A proxy comes from the ``proxies`` argument (lomond 0.3's
-``{"http": url, "https": url}``, plus optional ``ws``, ``wss`` and
-``no_proxy`` keys) or, when that argument is None, from the environment:
-``wss_proxy`` then ``https_proxy`` for ``wss://`` URLs, ``ws_proxy`` then
-``http_proxy`` for ``ws://`` URLs, each in lower case first and then in
-upper case, and ``no_proxy`` for the hosts that bypass the proxy.
+A proxy comes from the ``proxies`` argument when it is not None: lomond
+0.3's ``{"http": url, "https": url}``, with optional ``ws``, ``wss`` and
+``no_proxy`` keys. Otherwise it comes from the environment. ``wss://`` URLs
+read ``wss_proxy`` then ``https_proxy``, and ``ws://`` URLs read
+``ws_proxy`` then ``http_proxy``, each in lower case first and then in
+upper case. ``no_proxy`` lists the hosts that bypass the proxy.
 
 HTTP and HTTPS proxies are driven here (RFC 9110 section 9.3.6, CONNECT);
 SOCKS proxies are in :mod:`lomond.socks`.
@@ -50,12 +50,12 @@ PROXY_SCHEMES = {
     "socks5h": 1080,
 }
 
-#: Largest header block accepted in a proxy's answer to CONNECT, in bytes.
-#: Real answers are well under 1 KiB; the limit bounds what a broken proxy
-#: can make lomond buffer.
+#: Maximum size in bytes of the header block of a proxy's response to
+#: CONNECT. Real responses are well under 1 KiB, and the limit bounds what a
+#: broken proxy can make lomond buffer.
 MAX_PROXY_HEADER_SIZE = 64 * 1024
 
-# Bytes asked for per read of the proxy's answer. Bytes past the header
+# Bytes requested per read of the proxy's response. Bytes past the header
 # block are handed on to TLS or the WebSocket, never dropped.
 _READ_SIZE = 4096
 
@@ -276,13 +276,13 @@ def connect_tunnel(
 ) -> bytes:
     """Ask the HTTP proxy on ``sock`` for a tunnel to ``host``:``port``.
 
-    Returns the bytes that followed the proxy's header block: they are the
-    start of the tunnelled stream. Raises
+    Returns the bytes that followed the proxy's header block, because they
+    are the start of the tunnelled stream. Raises
     :class:`~lomond.errors.ConnectFail` when the proxy rejects the request
-    (407, 403 or any status other than 2xx), sends an invalid answer,
-    closes the connection, or does not answer before ``deadline`` (a
-    ``time.monotonic()`` value; ``timeout`` is the whole connect timeout,
-    for the message). The caller closes ``sock`` on failure.
+    (407, 403 or any status other than 2xx), sends an invalid response,
+    closes the connection, or does not respond before ``deadline``, a
+    ``time.monotonic()`` value. ``timeout`` is the whole connect timeout,
+    for messages. The caller closes ``sock`` on failure.
     """
     # 1. The request. RFC 9110 section 9.3.6: the target is host:port, and
     # the Host header repeats it.
@@ -302,15 +302,15 @@ def connect_tunnel(
     except OSError as error:
         raise ConnectFail(f"sending CONNECT to proxy {proxy.safe_url} failed ({error})") from None
 
-    # 2. The answer's header block, and any bytes after it.
-    header, leftover = _read_answer(sock, proxy, deadline, timeout)
+    # 2. The response's header block, and any bytes after it.
+    header, leftover = _read_response(sock, proxy, deadline, timeout)
 
     # 3. The status: any 2xx opens the tunnel (RFC 9110 section 9.3.6).
     status_line, _, header_lines = header.partition(b"\r\n")
     match = _STATUS_LINE.fullmatch(status_line)
     if match is None:
         raise ConnectFail(
-            f"proxy {proxy.safe_url} sent an invalid answer to CONNECT:"
+            f"proxy {proxy.safe_url} sent an invalid response to CONNECT:"
             f" {status_line[:60]!r}"
         )
     status = int(match.group(1))
@@ -318,10 +318,10 @@ def connect_tunnel(
     if 200 <= status < 300:
         log.debug("proxy %s opened a tunnel to %s", proxy.safe_url, target)
         return leftover
-    raise ConnectFail(_describe_refusal(proxy, target, port, status, reason, header_lines))
+    raise ConnectFail(_describe_rejection(proxy, target, port, status, reason, header_lines))
 
 
-def _read_answer(sock: Any, proxy: ProxyURL, deadline: float, timeout: float) -> tuple[bytes, bytes]:
+def _read_response(sock: Any, proxy: ProxyURL, deadline: float, timeout: float) -> tuple[bytes, bytes]:
     """Read until the end of the header block; return (header block, bytes after it)."""
     buffer = bytearray()
     while len(buffer) <= MAX_PROXY_HEADER_SIZE:
@@ -333,14 +333,14 @@ def _read_answer(sock: Any, proxy: ProxyURL, deadline: float, timeout: float) ->
             data = sock.recv(_READ_SIZE)
         except (_stdlib_socket.timeout, TimeoutError):
             raise ConnectFail(
-                f"proxy {proxy.safe_url} did not answer CONNECT within {timeout:g}s"
+                f"proxy {proxy.safe_url} did not respond to CONNECT within {timeout:g}s"
             ) from None
         except OSError as error:
             raise ConnectFail(
-                f"reading the answer of proxy {proxy.safe_url} failed ({error})"
+                f"reading the response of proxy {proxy.safe_url} failed ({error})"
             ) from None
         if not data:
-            where = "in the middle of its answer" if buffer else "without answering"
+            where = "in the middle of its response" if buffer else "without responding"
             raise ConnectFail(f"proxy {proxy.safe_url} closed the connection {where} to CONNECT")
 
         # CRLF CRLF may straddle two reads, so search a little before the new data.
@@ -351,43 +351,43 @@ def _read_answer(sock: Any, proxy: ProxyURL, deadline: float, timeout: float) ->
             return bytes(buffer[:end]), bytes(buffer[end + 4 :])
         if len(buffer) >= 5 and not buffer.startswith(b"HTTP/"):
             raise ConnectFail(
-                f"proxy {proxy.safe_url} sent an invalid answer to CONNECT: {bytes(buffer[:60])!r}"
+                f"proxy {proxy.safe_url} sent an invalid response to CONNECT: {bytes(buffer[:60])!r}"
             )
     raise ConnectFail(
-        f"proxy {proxy.safe_url} sent an answer to CONNECT with a header block"
+        f"proxy {proxy.safe_url} sent a response to CONNECT with a header block"
         f" larger than {MAX_PROXY_HEADER_SIZE} bytes"
     )
 
 
-def _describe_refusal(
+def _describe_rejection(
     proxy: ProxyURL, target: str, port: int, status: int, reason: str, header_lines: bytes
 ) -> str:
-    """Return the message for a proxy that answered CONNECT with ``status``."""
-    answer = f"{status} {reason}".strip()
+    """Return the message for a proxy that responded to CONNECT with ``status``."""
+    status_text = f"{status} {reason}".strip()
     if status == 407:
         challenge = _header_value(header_lines, b"proxy-authenticate")
         scheme = challenge.split(" ", 1)[0] if challenge else "Basic"
         if scheme.lower() != "basic":
             return (
-                f"proxy {proxy.safe_url} requires {scheme} authentication ({answer});"
+                f"proxy {proxy.safe_url} requires {scheme} authentication ({status_text});"
                 " lomond sends only Basic authentication"
             )
         if proxy.username is None:
             return (
-                f"proxy {proxy.safe_url} requires authentication ({answer}); put the"
+                f"proxy {proxy.safe_url} requires authentication ({status_text}); put the"
                 f" user name and password in the proxy URL:"
                 f" {proxy.scheme}://USER:PASSWORD@{proxy.authority}"
             )
         return (
             f"proxy {proxy.safe_url} rejected the user name and password in the"
-            f" proxy URL ({answer})"
+            f" proxy URL ({status_text})"
         )
     if status == 403:
         return (
-            f"proxy {proxy.safe_url} refused to open a tunnel to {target} ({answer});"
+            f"proxy {proxy.safe_url} refused to open a tunnel to {target} ({status_text});"
             f" check that its access rules allow CONNECT to port {port}"
         )
-    return f"proxy {proxy.safe_url} answered CONNECT {target} with {answer}"
+    return f"proxy {proxy.safe_url} responded to CONNECT {target} with {status_text}"
 
 
 def _header_value(header_lines: bytes, name: bytes) -> str | None:

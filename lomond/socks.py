@@ -82,12 +82,12 @@ def socks_connect(proxy: ProxyURL, host: str, port: int, deadline: float, timeou
         ) from None
     except python_socks.ProxyTimeoutError:
         raise ConnectFail(
-            f"SOCKS proxy {proxy.safe_url} did not answer within {timeout:g}s"
+            f"SOCKS proxy {proxy.safe_url} did not respond within {timeout:g}s"
         ) from None
     except python_socks.ProxyConnectionError as error:
         raise ConnectFail(f"connection to SOCKS proxy {proxy.safe_url} failed ({error.strerror or error})") from None
     except python_socks.ProxyError as error:
-        raise ConnectFail(_describe_refusal(proxy, host, port, error)) from None
+        raise ConnectFail(_describe_rejection(proxy, host, port, error)) from None
     except OSError as error:
         raise ConnectFail(f"connection through SOCKS proxy {proxy.safe_url} failed ({error})") from None
 
@@ -98,7 +98,7 @@ def socks_connect(proxy: ProxyURL, host: str, port: int, deadline: float, timeou
     return sock
 
 
-def _describe_refusal(proxy: ProxyURL, host: str, port: int, error: Exception) -> str:
+def _describe_rejection(proxy: ProxyURL, host: str, port: int, error: Exception) -> str:
     detail = str(error)
     if "authentication" in detail.lower():
         if proxy.username is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gevent
+import gevent.ssl
 import pytest
 
 from lomond import WebSocket
@@ -241,20 +242,39 @@ def test_https_proxy_unknown_ca(lomond_server, tunnel_proxy_factory, certificate
     assert "unknown CA" in first(seen, "connect_fail").reason
 
 
-def test_wss_through_https_proxy(lomond_server_factory, tunnel_proxy_factory, tmp_path):
+def test_wss_through_https_proxy(lomond_server_factory, tunnel_proxy_factory):
     # TLS inside TLS: the server's certificate and the proxy's come from the
     # kit server's CA, so one CA file verifies both.
     server = lomond_server_factory(tls=True)
-    proxy_cert = server.ca.issue_cert("127.0.0.1")
-    import gevent.ssl as gssl
-
-    context = gssl.SSLContext(gssl.PROTOCOL_TLS_SERVER)
-    proxy_cert.configure_cert(context)
+    context = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_SERVER)
+    server.ca.issue_cert("127.0.0.1").configure_cert(context)
     proxy = tunnel_proxy_factory(ssl_context=context)
     websocket = WebSocket(server.url, proxies={"https": proxy.url}, ssl_cafile=server.ca_file)
     seen = run(websocket)
     assert "ready" in names(seen)
     assert first(seen, "closed").code == 1000
+
+
+def test_large_messages_through_https_proxy(lomond_server_factory, tunnel_proxy_factory):
+    # TLS inside TLS, with messages larger than a TLS record and a socket buffer.
+    server = lomond_server_factory(tls=True)
+    context = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_SERVER)
+    server.ca.issue_cert("127.0.0.1").configure_cert(context)
+    proxy = tunnel_proxy_factory(ssl_context=context)
+    websocket = WebSocket(server.url, proxies={"https": proxy.url}, ssl_cafile=server.ca_file)
+    payload = bytes(range(256)) * 8192
+    echoed = []
+    with gevent.Timeout(20 * TIME_UNIT):
+        for event in websocket.connect(ping_rate=0, poll=0):
+            if event.name == "ready":
+                websocket.send_binary(payload)
+                websocket.send_text("x" * 100_000)
+            elif event.name in ("binary", "text"):
+                echoed.append(event)
+                if len(echoed) == 2:
+                    websocket.close()
+    assert echoed[0].data == payload
+    assert echoed[1].text == "x" * 100_000
 
 
 def test_wss_through_connect_proxy(lomond_tls_server, lomond_proxy):
@@ -301,39 +321,39 @@ def test_proxy_403(lomond_server, lomond_proxy_factory):
 def test_proxy_other_status(lomond_server, lomond_proxy_factory):
     proxy = lomond_proxy_factory(status=502)
     reason = connect_fail_reason(lomond_server.url, proxy.url)
-    assert "answered CONNECT" in reason
+    assert "responded to CONNECT" in reason
     assert "502" in reason
 
 
 def test_proxy_malformed_answer(lomond_server, lomond_proxy_factory):
     proxy = lomond_proxy_factory(answer=b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
     reason = connect_fail_reason(lomond_server.url, proxy.url)
-    assert "invalid answer" in reason
+    assert "invalid response" in reason
 
 
 def test_proxy_malformed_status_line(lomond_server, lomond_proxy_factory):
     proxy = lomond_proxy_factory(answer=b"HTTP/1.1 OK\r\n\r\n")
     reason = connect_fail_reason(lomond_server.url, proxy.url)
-    assert "invalid answer" in reason
+    assert "invalid response" in reason
 
 
 def test_proxy_closes_without_answer(lomond_server, lomond_proxy_factory):
     proxy = lomond_proxy_factory(answer=b"")
     reason = connect_fail_reason(lomond_server.url, proxy.url)
-    assert "closed the connection without answering" in reason
+    assert "closed the connection without responding" in reason
 
 
 def test_proxy_closes_mid_answer(lomond_server, lomond_proxy_factory):
     proxy = lomond_proxy_factory(answer=b"HTTP/1.1 200 Connection est")
     reason = connect_fail_reason(lomond_server.url, proxy.url)
-    assert "in the middle of its answer" in reason
+    assert "in the middle of its response" in reason
 
 
 def test_proxy_never_answers(lomond_server, lomond_proxy_factory):
     proxy = lomond_proxy_factory(delay=20 * TIME_UNIT)
     started = gevent.get_hub().loop.now()
     reason = connect_fail_reason(lomond_server.url, proxy.url, connect_timeout=0.5 * TIME_UNIT)
-    assert "did not answer CONNECT within" in reason
+    assert "did not respond to CONNECT within" in reason
     assert gevent.get_hub().loop.now() - started < 5 * TIME_UNIT
 
 

@@ -89,7 +89,7 @@ def test_plain_server_on_wss():
         reason = fail_reason(WebSocket(f"wss://127.0.0.1:{server.address[1]}/"))
     finally:
         server.stop(timeout=0.1)
-    assert "did not answer with TLS" in reason
+    assert "did not respond with TLS" in reason
 
 
 def test_tls_handshake_timeout():
