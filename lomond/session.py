@@ -208,6 +208,9 @@ class WebSocketSession:
             yield events.ConnectFail(str(error), time.time())
             return
         self._sock = self.transport.sock
+        # Writes block until done, which is the back-pressure on senders;
+        # the loop bounds its own reads (see the wait in _run).
+        self._sock.settimeout(None)
         log.info("connected to %s", websocket.safe_url)
         websocket._emit_trace("connected", proxy=self.transport.proxy)
         yield events.Connected(websocket.safe_url, self.transport.proxy, time.time())
@@ -325,15 +328,19 @@ class WebSocketSession:
                 if self._sock is None:
                     reason = "socket closed"
                     break
-                sock.settimeout(max(deadline - monotonic(), 0.0))
+                data = None
                 try:
-                    data = sock.recv(READ_SIZE)
-                except (_stdlib_socket.timeout, TimeoutError):
-                    continue
+                    # A greenlet-local timeout, not a socket timeout: the
+                    # socket's timeout would also bound sendall() in other
+                    # greenlets and could cut a frame off halfway.
+                    with gevent.Timeout(max(deadline - monotonic(), 0.0), False):
+                        data = sock.recv(READ_SIZE)
                 except OSError as error:
                     reason = f"socket error ({error})"
                     log.info("%s: %s", websocket.safe_url, reason)
                     break
+                if data is None:
+                    continue
                 if not data:
                     connection.receive_eof()
                     if connection.close_received is not None:
@@ -452,6 +459,8 @@ class WebSocketSession:
         transport.hops = [*hops, current.safe_url]
         self.transport = transport
         self._sock = transport.sock
+        # As in _connect: writes block until done, and the loop bounds its reads.
+        self._sock.settimeout(None)
 
         # 3. The handshake request on the new connection.
         connection = websocket._new_connection(auto_pong, url=target, other_host=other_host)
