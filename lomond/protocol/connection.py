@@ -5,7 +5,10 @@ Calling contract (the same for every caller):
 1. send :meth:`ClientConnection.request` to the server;
 2. for each chunk read from the socket, call :meth:`~ClientConnection.receive`
    and handle the events it returns, then write
-   :meth:`~ClientConnection.data_to_send` (automatic pongs and close frames);
+   :meth:`~ClientConnection.data_to_send` (automatic pongs and close frames).
+   When :attr:`~ClientConnection.failure_pending` is True, a protocol error
+   follows those events: call ``receive(b"")`` to get it, and write
+   :meth:`~ClientConnection.data_to_send` again (the close frame);
 3. at end of stream, call :meth:`~ClientConnection.receive_eof`;
 4. ``send_*`` and :meth:`~ClientConnection.close` return the bytes of the
    frame to write; the caller writes them in the order it got them;
