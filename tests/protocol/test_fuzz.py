@@ -21,6 +21,7 @@ from .helpers import (
     ACCEPT_HEADER,
     feed,
     make_connection,
+    make_handshake,
     open_connection,
     parse_client_frames,
     split,
@@ -166,8 +167,6 @@ def answers(draw: Any) -> bytes:
 @FUZZ_SETTINGS
 @given(data=answers(), sizes=chunk_sizes, protocols=st.sampled_from([(), ("chat",)]))
 def test_fuzz_handshake(data: bytes, sizes: list[int], protocols: tuple[str, ...]) -> None:
-    from .helpers import make_handshake
-
     def factory() -> Any:
         return make_connection(make_handshake(protocols=protocols), max_header_size=150)
 
