@@ -13,18 +13,29 @@ an ephemeral loopback port::
 The pytest plugin (loaded automatically) adds the fixtures
 ``lomond_server``, ``lomond_server_factory``, ``lomond_tls_server``,
 ``lomond_proxy`` and ``lomond_proxy_factory``.
+
+Names are imported on first use, because pytest imports the plugin in
+every environment where lomond is installed, with or without the testing
+extra (wsproto and trustme). Without it, using a name raises
+:class:`~lomond.errors.MissingExtra`.
 """
 
 from __future__ import annotations
 
-from . import frames, steps
-from .connection import Connection, ConnectionClosed
-from .faults import FAULTS
-from .proxy import ConnectProxy, ProxyRequest
-from .server import Script, Server, run_script
-from .steps import Step
-from .transcript import Message, Request, Transcript
-from .waits import TIME_UNIT, ExpectationFailed, WaitTimeout, scaled
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ..errors import MissingExtra
+
+if TYPE_CHECKING:
+    from . import frames, steps
+    from .connection import Connection, ConnectionClosed
+    from .faults import FAULTS
+    from .proxy import ConnectProxy, ProxyRequest
+    from .server import Script, Server, run_script
+    from .steps import Step
+    from .transcript import Message, Request, Transcript
+    from .waits import TIME_UNIT, ExpectationFailed, WaitTimeout, scaled
 
 __all__ = [
     "Server",
@@ -46,3 +57,43 @@ __all__ = [
     "ExpectationFailed",
     "run_script",
 ]
+
+# Where each public name lives; a module name maps to itself.
+_LOCATIONS = {
+    "Server": "server",
+    "Script": "server",
+    "run_script": "server",
+    "Step": "steps",
+    "steps": None,
+    "frames": None,
+    "Connection": "connection",
+    "ConnectionClosed": "connection",
+    "Transcript": "transcript",
+    "Request": "transcript",
+    "Message": "transcript",
+    "ConnectProxy": "proxy",
+    "ProxyRequest": "proxy",
+    "FAULTS": "faults",
+    "TIME_UNIT": "waits",
+    "scaled": "waits",
+    "WaitTimeout": "waits",
+    "ExpectationFailed": "waits",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LOCATIONS:
+        raise AttributeError(f"module 'lomond.testing' has no attribute {name!r}")
+    module_name = _LOCATIONS[name] or name
+    try:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+    except ImportError as error:
+        if (error.name or "").split(".")[0] in ("wsproto", "h11", "trustme"):
+            raise MissingExtra(
+                f"lomond.testing needs {error.name}, which is not installed;"
+                " install it with: pip install 'lomond[testing]'"
+            ) from error
+        raise
+    value = module if _LOCATIONS[name] is None else getattr(module, name)
+    globals()[name] = value
+    return value

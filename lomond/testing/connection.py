@@ -17,7 +17,7 @@ import struct
 import time
 import zlib
 from http import HTTPStatus
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import gevent
 import gevent.event
@@ -35,7 +35,7 @@ from wsproto.events import (
     TextMessage,
 )
 from wsproto.events import Request as WsprotoRequest
-from wsproto.extensions import PerMessageDeflate
+from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError, generate_accept_token
 
@@ -176,17 +176,18 @@ class Connection:
     def read_request(self, timeout: float | None = None) -> Request:
         """Read the request head (up to a blank line) and record it."""
         buffer = bytearray()
+        timer = gevent.Timeout(default_timeout(timeout))
         try:
-            with gevent.Timeout(default_timeout(timeout)):
-                while b"\r\n\r\n" not in buffer:
-                    if len(buffer) > MAX_REQUEST_BYTES:
-                        break
+            with timer:
+                while b"\r\n\r\n" not in buffer and len(buffer) <= MAX_REQUEST_BYTES:
                     chunk = self.sock.recv(READ_SIZE)
                     if not chunk:
                         break
                     self.transcript.bytes_in += len(chunk)
                     buffer += chunk
-        except gevent.Timeout:
+        except gevent.Timeout as error:
+            if error is not timer:
+                raise
             self._mark_disconnected("no request before the timeout")
             raise ConnectionClosed("no request before the timeout") from None
         except OSError as error:
@@ -194,6 +195,12 @@ class Connection:
             raise ConnectionClosed(str(error)) from None
 
         head, separator, rest = bytes(buffer).partition(b"\r\n\r\n")
+        if not separator and len(buffer) > MAX_REQUEST_BYTES:
+            self._handshake_request = None
+            self.transcript.request = parse_request(bytes(buffer[:MAX_REQUEST_BYTES]))
+            self.reject(431, body=f"request head over {MAX_REQUEST_BYTES} bytes\n")
+            self._mark_disconnected(f"request head over {MAX_REQUEST_BYTES} bytes")
+            raise ConnectionClosed("request head too large")
         if not separator:
             self._mark_disconnected("client closed before the end of the request")
             raise ConnectionClosed("incomplete request")
@@ -245,7 +252,7 @@ class Connection:
             )
 
         # Split extensions into those wsproto negotiates and raw header values.
-        negotiated = []
+        negotiated: list[Extension] = []
         extra = _header_bytes(headers)
         for name in extensions:
             if name == "permessage-deflate":
@@ -259,7 +266,7 @@ class Connection:
         ws = self._handshake.connection
         assert ws is not None
         for extension in negotiated:
-            if extension.enabled():
+            if isinstance(extension, PerMessageDeflate) and extension.enabled():
                 self._inflater = Inflater(extension.client_no_context_takeover, MAX_MESSAGE_BYTES)
         first_frames = b"".join(ws.send(self._message_event(m)) for m in messages)
         self._switch_protocols(ws)
@@ -379,7 +386,7 @@ class Connection:
         """Send a binary message through wsproto."""
         self._send_event(BytesMessage(data=bytes(data)))
 
-    def send_fragments(self, fragments: list[str] | list[bytes], ping: bytes | None = None) -> None:
+    def send_fragments(self, fragments: Sequence[str | bytes], ping: bytes | None = None) -> None:
         """Send one message as the given frames (str fragments make a text message).
 
         With ``ping``, a ping with that payload goes after the first frame,
@@ -435,6 +442,7 @@ class Connection:
             and ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
         )
         if well_formed:
+            assert code is not None and isinstance(reason, str)
             data = ws.send(CloseConnection(code=code, reason=reason or None))
             payload = data[2:]
         else:
@@ -653,7 +661,13 @@ class Connection:
             while not self._running.is_set() and not self._socket_closed:
                 self._running.wait(scaled(1))
             if self._ws is None:
+                # Frames before the 101 are a client bug; keep them (bounded)
+                # so that the transcript shows them once the script accepts.
                 self._pending += data
+                if len(self._pending) > MAX_MESSAGE_BYTES:
+                    self._mark_disconnected("client sent too much before the handshake response")
+                    self.close_socket(delay=False)
+                    return
             else:
                 self._process(data)
             self.transcript.notify()

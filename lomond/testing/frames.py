@@ -190,7 +190,7 @@ class FrameParser:
     def feed(self, data: bytes, now: float = 0.0) -> list[Frame]:
         """Add received bytes and return the frames now complete."""
         self._buffer += data
-        frames = []
+        frames: list[Frame] = []
         while True:
             frame = self._parse_one(now)
             if frame is None:

@@ -23,12 +23,17 @@ expects such an error clears ``server.errors`` after checking it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
-from .proxy import ConnectProxy
-from .server import Script, Server
+if TYPE_CHECKING:
+    from .proxy import ConnectProxy
+    from .server import Script, Server
+
+# The server and proxy modules are imported inside the fixtures, because
+# pytest imports this plugin wherever lomond is installed, also without the
+# testing extra; a fixture then fails with MissingExtra.
 
 __all__ = [
     "lomond_server",
@@ -52,6 +57,8 @@ def _stop_and_check(servers: list[Any]) -> None:
 @pytest.fixture
 def lomond_server_factory() -> Iterator[Callable[..., Server]]:
     """Return a function that builds and starts a Server from a script."""
+    from lomond.testing import Server
+
     servers: list[Server] = []
 
     def build(script: Script | None = None, **options: Any) -> Server:
@@ -78,6 +85,8 @@ def lomond_tls_server(lomond_server_factory: Callable[..., Server]) -> Server:
 @pytest.fixture
 def lomond_proxy_factory() -> Iterator[Callable[..., ConnectProxy]]:
     """Return a function that builds and starts a ConnectProxy with options."""
+    from lomond.testing import ConnectProxy
+
     proxies: list[ConnectProxy] = []
 
     def build(**options: Any) -> ConnectProxy:

@@ -164,7 +164,7 @@ class ConnectProxy:
         self._sockets.append(sock)
         try:
             self._serve(sock)
-        except (OSError, gevent.Timeout) as error:
+        except OSError as error:
             log.debug("proxy connection from %s failed: %s", address, error)
         finally:
             sock.close()
@@ -172,13 +172,22 @@ class ConnectProxy:
 
     def _read_head(self, sock: socket.socket) -> tuple[bytes, bytes]:
         buffer = bytearray()
-        with gevent.Timeout(default_timeout(self.request_timeout)):
-            while b"\r\n\r\n" not in buffer and len(buffer) <= MAX_REQUEST_BYTES:
-                chunk = sock.recv(READ_SIZE)
-                if not chunk:
-                    break
-                buffer += chunk
-        head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+        timer = gevent.Timeout(default_timeout(self.request_timeout))
+        try:
+            with timer:
+                while b"\r\n\r\n" not in buffer and len(buffer) <= MAX_REQUEST_BYTES:
+                    chunk = sock.recv(READ_SIZE)
+                    if not chunk:
+                        break
+                    buffer += chunk
+        except gevent.Timeout as error:
+            if error is not timer:
+                raise
+            log.debug("proxy client sent no request before the timeout")
+            return b"", b""
+        head, separator, rest = bytes(buffer).partition(b"\r\n\r\n")
+        if not separator:
+            return b"", b""
         return head, rest
 
     def _respond(self, sock: socket.socket, request: ProxyRequest, status: int, reason: str, headers: str = "") -> None:

@@ -51,7 +51,7 @@ __all__ = [
 class Step:
     """One step of a script: a named action on a connection."""
 
-    def __init__(self, name: str, action: Callable[[Connection], Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, name: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self.name = name
         self._action = action
         self._args = args
@@ -174,11 +174,10 @@ def _split(data: bytes, sizes: int | Iterable[int]) -> list[bytes]:
 
 
 def _send_fragmented(conn: Connection, data: str | bytes, sizes: Any, ping: bytes | None) -> None:
-    is_text = isinstance(data, str)
-    pieces = _split(data.encode("utf-8") if is_text else data, sizes)
-    if not is_text:
-        conn.send_fragments(pieces, ping=ping)
+    if isinstance(data, bytes):
+        conn.send_fragments(_split(data, sizes), ping=ping)
         return
+    pieces = _split(data.encode("utf-8"), sizes)
     try:
         conn.send_fragments([piece.decode("utf-8") for piece in pieces], ping=ping)
         return

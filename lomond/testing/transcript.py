@@ -46,7 +46,7 @@ class Request:
     def header_values(self, name: str) -> list[str]:
         """Return every comma-separated value of header ``name``, across repeated lines."""
         lowered = name.lower()
-        values = []
+        values: list[str] = []
         for key, value in self.headers:
             if key.lower() == lowered:
                 values.extend(part.strip() for part in value.split(",") if part.strip())
@@ -225,7 +225,9 @@ class Transcript:
             return None
 
         description = f"a {kind or 'message'} from client #{self.number}"
-        return self.wait_until(find, timeout, description)
+        found = self.wait_until(find, timeout, description)
+        assert found is not None
+        return found
 
     def wait_closed(self, timeout: float | None = None) -> Transcript:
         """Return this transcript once the server has closed the socket."""

@@ -143,3 +143,38 @@ def test_teardown_reports_script_error(tmp_path):
     assert "1 passed, 1 error" in output
     assert "script failed" in output
     assert "timed out" in output
+
+
+WITHOUT_EXTRA = '''
+import sys
+
+# Hide wsproto, as if lomond were installed without the testing extra.
+sys.modules["wsproto"] = None
+
+import pytest
+
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", sys.argv[1]]))
+'''
+
+PLAIN_TESTS = '''
+def test_unrelated():
+    assert True
+
+
+def test_uses_fixture(lomond_server):
+    pass
+'''
+
+
+def test_plugin_without_testing_extra(tmp_path):
+    (tmp_path / "test_plain.py").write_text(PLAIN_TESTS)
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_EXTRA, "test_plain.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 passed, 1 error" in result.stdout
+    assert "pip install 'lomond[testing]'" in result.stdout

@@ -213,3 +213,49 @@ def test_plain_http_request_cannot_be_accepted(lomond_server):
     assert "not a valid WebSocket upgrade" in transcript.script_error
     lomond_server.wait_idle()
     lomond_server.errors.clear()
+
+
+def test_oversized_request_gets_431(lomond_server):
+    with RawClient(lomond_server.port) as client:
+        client.sock.sendall(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70000)
+        status, _, _ = client.read_head()
+        assert client.is_closed_by_peer()
+    assert status == 431
+    assert lomond_server.next_connection().wait_closed().response_status == 431
+
+
+MONKEY_PATCHED = """
+from gevent import monkey
+monkey.patch_all()
+
+import socket
+from lomond import WebSocket
+from lomond.testing import Server
+
+with Server() as server:
+    # A stdlib socket, patched to be cooperative, reaches the server.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\n"
+                     b"Connection: Upgrade\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\n"
+                     b"Sec-WebSocket-Version: 13\\r\\n\\r\\n")
+        assert sock.recv(1024).startswith(b"HTTP/1.1 101 ")
+    websocket = WebSocket(server.url)
+    for event in websocket.connect(ping_rate=0):
+        if event.name == "ready":
+            websocket.send_text("patched")
+        elif event.name == "text":
+            print(event.text)
+            websocket.close()
+assert server.leaks() == [], server.leaks()
+"""
+
+
+def test_works_under_monkey_patching():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", MONKEY_PATCHED], capture_output=True, text=True, timeout=scaled(30)
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "patched"
