@@ -12,7 +12,7 @@ The request path selects what the server does after the opening handshake:
     reply to each text frame with the text message "ack". A client sends a
     text frame after its binary ones, so the ack means all of them arrived.
 /idle
-    Answer pings and the closing handshake, nothing else.
+    Reply to pings and to the closing handshake, nothing else.
 /fanin?count=N&rate=R
     Half a second after the client's first message, send N text messages
     at R per second,
