@@ -119,7 +119,6 @@ class WebSocketUser(User):
         self._reader: gevent.Greenlet | None = None
         self._stopping = gevent.event.Event()
         self._ready = gevent.event.Event()
-        self._attempt_over = gevent.event.Event()
         self._pending: dict[Hashable, gevent.event.AsyncResult] = {}
         self._connect_started = 0.0
         self._session_started: float | None = None
@@ -168,7 +167,7 @@ class WebSocketUser(User):
     # --- Locust's life cycle ---------------------------------------------------------------
 
     def on_start(self) -> None:
-        """Connect, and wait (cooperatively) until the handshake succeeded or failed."""
+        """Connect, and wait (cooperatively) until the handshake succeeds or fails."""
         self.connect()
 
     def on_stop(self) -> None:
@@ -183,29 +182,45 @@ class WebSocketUser(User):
         return self.websocket is not None and self.websocket.is_active
 
     def connect(self, timeout: float | None = None) -> bool:
-        """Start the connection (once) and return whether it is ready within ``timeout`` seconds.
+        """Start the connection unless it is running; return whether it is ready within ``timeout`` seconds.
 
-        The default timeout covers TCP, TLS and the handshake: twice
+        The wait ends early when the attempt fails and :attr:`reconnect` is
+        off. The default timeout covers TCP, TLS and the handshake: twice
         :attr:`connect_timeout`.
         """
-        if self._reader is None:
+        if self._reader is None or self._reader.dead:
+            self._stopping.clear()
             self.websocket = self.make_websocket()
             self._reader = gevent.spawn(self._read_events)
         wait = 2 * self.connect_timeout if timeout is None else timeout
-        self._attempt_over.wait(wait)
+        gevent.wait([self._ready, self._reader], timeout=wait, count=1)
         return self._ready.is_set()
 
+    def close(self, code: int = 1000, reason: str = "goodbye") -> None:
+        """Start the closing handshake; with :attr:`reconnect` on, a new connection follows.
+
+        Does nothing when the WebSocket is not open. The session entry is
+        reported when the close completes.
+        """
+        # From now on connect() waits for the next Ready.
+        self._ready.clear()
+        if self.websocket is not None:
+            try:
+                self.websocket.close(code, reason)
+            except TransportFail:
+                pass  # the reader sees the broken socket and reports the session
+
     def disconnect(self) -> None:
-        """Close the connection (code 1000), stop reconnecting, and end the reader greenlet."""
+        """Close the connection (code 1000), stop reconnecting, and end the reader greenlet.
+
+        Waits at most :attr:`close_timeout` plus one second for the closing
+        handshake, then kills the reader, which closes the socket.
+        """
         self._stopping.set()
         reader = self._reader
         if reader is None:
             return
-        if self.websocket is not None:
-            try:
-                self.websocket.close()
-            except TransportFail:
-                pass  # the reader sees the broken socket and reports the session
+        self.close()
         reader.join(timeout=self.close_timeout + 1.0)
         if not reader.dead:
             reader.kill(timeout=self.close_timeout)
@@ -298,20 +313,19 @@ class WebSocketUser(User):
                 handler = getattr(self, "_on_" + event.name, None)
                 if handler is not None:
                     handler(event)
-        except Exception:
+        except Exception as error:
             # The outermost guard of the reader greenlet: a bug in a hook
-            # such as reply_key must show, but not kill the user silently.
+            # such as reply_key is logged once and shown in Locust's
+            # exceptions, and ends this user's connection only.
             log.exception("%s: the WebSocket reader failed", type(self).__name__)
-            raise
+            self.environment.events.user_error.fire(user_instance=self, exception=error, tb=error.__traceback__)
         finally:
             stream.close()  # type: ignore[attr-defined]
             if self._session_started is not None:
                 self._end_session("the connection was ended before Disconnected", graceful=False)
-            self._attempt_over.set()
 
     def _on_connecting(self, event: events.Connecting) -> None:
         self._connect_started = time.perf_counter()
-        self._attempt_over.clear()
         self._failure = None
         self._close_code = None
         self._close_reason = ""
@@ -320,15 +334,12 @@ class WebSocketUser(User):
         self._fire("connect", self._connect_started, 0)
         self._session_started = time.perf_counter()
         self._ready.set()
-        self._attempt_over.set()
 
     def _on_connect_fail(self, event: events.ConnectFail) -> None:
         self._fire("connect", self._connect_started, 0, WebSocketFailure(f"connect failed: {event.reason}"))
-        self._attempt_over.set()
 
     def _on_rejected(self, event: events.Rejected) -> None:
         self._fire("connect", self._connect_started, 0, WebSocketFailure(f"rejected: {event.reason}"))
-        self._attempt_over.set()
 
     def _on_text(self, event: events.Text) -> None:
         self._on_message(event)
@@ -364,6 +375,7 @@ class WebSocketUser(User):
             )
 
     def _on_closing(self, event: events.Closing) -> None:
+        self._ready.clear()
         self._close_code, self._close_reason = event.code, event.reason
 
     def _on_closed(self, event: events.Closed) -> None:
@@ -378,7 +390,6 @@ class WebSocketUser(User):
 
     def _on_disconnected(self, event: events.Disconnected) -> None:
         self._ready.clear()
-        self._attempt_over.set()
         if self._session_started is not None:
             self._end_session(event.reason, event.graceful)
 

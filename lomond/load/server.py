@@ -67,7 +67,7 @@ class ServerCounts:
         from lomond.testing import ExpectationFailed, WaitTimeout
 
         conn.accept()
-        while not conn.is_gone:
+        while not conn.is_disconnected:
             try:
                 message = conn.receive(_IDLE_WAIT)
             except WaitTimeout:
