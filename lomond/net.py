@@ -211,12 +211,13 @@ def start_tls(
     # gevent's SSLSocket is not a subclass of the standard library's.
     tls_classes = (_stdlib_ssl.SSLSocket, gssl.SSLSocket, LayeredTLSSocket)
     layered = bool(initial) or isinstance(sock, tls_classes)
+    tls_sock: Any = None
     try:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
         if layered:
-            tls_sock: Any = LayeredTLSSocket(sock, context, server_hostname, initial)
+            tls_sock = LayeredTLSSocket(sock, context, server_hostname, initial)
         else:
             tls_sock = gssl.SSLSocket(
                 sock=sock,
@@ -226,18 +227,25 @@ def start_tls(
                 _context=context,
             )
         tls_sock.settimeout(remaining)
-        tls_sock.do_handshake()
-    except _stdlib_ssl.SSLError as error:
+        # The socket timeout bounds each read of the handshake, and this
+        # timer bounds the whole handshake.
+        with gevent.Timeout(remaining, _DeadlinePassed):
+            tls_sock.do_handshake()
+    except BaseException as error:
+        # gevent's SSLSocket takes over the file descriptor of ``sock``, so
+        # both are closed.
+        if tls_sock is not None:
+            tls_sock.close()
         sock.close()
-        raise ConnectFail(describe_ssl_error(error, server_hostname)) from None
-    except (_stdlib_socket.timeout, TimeoutError):
-        sock.close()
-        raise ConnectFail(
-            f"TLS handshake with {server_hostname} timed out after {timeout:g}s"
-        ) from None
-    except OSError as error:
-        sock.close()
-        raise ConnectFail(f"TLS handshake with {server_hostname} failed ({error})") from None
+        if isinstance(error, _stdlib_ssl.SSLError):
+            raise ConnectFail(describe_ssl_error(error, server_hostname)) from None
+        if isinstance(error, (_stdlib_socket.timeout, TimeoutError, _DeadlinePassed)):
+            raise ConnectFail(
+                f"TLS handshake with {server_hostname} timed out after {timeout:g}s"
+            ) from None
+        if isinstance(error, OSError):
+            raise ConnectFail(f"TLS handshake with {server_hostname} failed ({error})") from None
+        raise
     return tls_sock
 
 
@@ -403,9 +411,9 @@ def tcp_connect(host: str, port: int, deadline: float, timeout: float, label: st
 
     # 1. DNS, under the same deadline.
     try:
-        with gevent.Timeout(max(deadline - time.monotonic(), 0.001), _ResolveTimeout):
+        with gevent.Timeout(max(deadline - time.monotonic(), 0.001), _DeadlinePassed):
             infos = gsocket.getaddrinfo(host, port, 0, gsocket.SOCK_STREAM)
-    except _ResolveTimeout:
+    except _DeadlinePassed:
         raise ConnectFail(f"resolving host {host!r} timed out after {timeout:g}s") from None
     except gsocket.gaierror as error:
         raise ConnectFail(f"could not resolve host {host!r} ({error})") from None
@@ -510,8 +518,8 @@ def race_connections(candidates: list[tuple[Any, ...]], deadline: float) -> tupl
                 late_sock.close()
 
 
-class _ResolveTimeout(Exception):
-    """Raised by this module's own DNS timer, so that no other gevent.Timeout is caught."""
+class _DeadlinePassed(Exception):
+    """Raised by this module's own timers, so that no other gevent.Timeout is caught."""
 
 
 def _format_address(address: Any) -> str:

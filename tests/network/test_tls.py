@@ -217,3 +217,29 @@ def test_tls_over_ipv6(mini_server_factory, certificates):
     server = mini_server_factory(host="::1", ssl_context=certificates.server_context())
     seen = run(WebSocket(server.url(), ssl_cafile=certificates.ca_file))
     assert "ready" in names(seen)
+
+
+# --- cleanup ---------------------------------------------------------------------------
+
+
+def test_failed_connects_close_sockets(lomond_tls_server, lomond_proxy_factory, tunnel_proxy_factory, certificates):
+    # A socket left open is reported as a ResourceWarning when it is collected.
+    import gc
+    import warnings
+
+    rejecting_proxy = lomond_proxy_factory(status=403)
+    tls_proxy = tunnel_proxy_factory(ssl_context=certificates.server_context())
+    attempts = [
+        WebSocket(lomond_tls_server.url),
+        WebSocket(lomond_tls_server.url, proxies={"https": rejecting_proxy.url}),
+        WebSocket(lomond_tls_server.url, proxies={"https": tls_proxy.url}),
+        WebSocket(lomond_tls_server.url, proxies={"https": tls_proxy.url}, ssl_cafile=certificates.ca_file),
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for websocket in attempts:
+            assert "connect_fail" in names(run(websocket))
+        del attempts, websocket
+        gc.collect()
+    unclosed = [str(warning.message) for warning in caught if issubclass(warning.category, ResourceWarning)]
+    assert unclosed == []
