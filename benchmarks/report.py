@@ -315,8 +315,9 @@ def markdown_report(document):
         "Command: `%s`  " % document["command"],
         "Repetitions: median of %d runs; wall-clock-bound scenarios (idle, fan-in): "
         "median of %d  " % (settings["repeat"], settings["repeat_long"]),
-        "Versions: %s" % ", ".join("%s %s" % (name, info.get("version") or info["status"])
-                                   for name, info in document["clients"].items()),
+        "Versions: %s" % ", ".join("%s %s" % (name, info["version"])
+                                   for name, info in document["clients"].items()
+                                   if info.get("version")),
         "",
     ]
     if document["targets"]:

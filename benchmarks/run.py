@@ -32,7 +32,7 @@ from benchmarks import catalog, jobs, report  # noqa: E402
 
 DEFAULT_REPEAT = 3
 DEFAULT_REPEAT_LONG = 1
-DEFAULT_TIMEOUT = 600.0
+DEFAULT_TIMEOUT = 300.0
 # Many-connection jobs alive at once; their openings never overlap.
 DEFAULT_MAX_OVERLAP = 4
 # A client whose run takes longer than this is not repeated in that
