@@ -204,3 +204,39 @@ def test_sends_during_client_close() -> None:
 
 def test_sends_during_server_close() -> None:
     run_senders_through_close([steps.accept(), steps.delay(scaled(0.1)), steps.close(1000)], client_closes=False)
+
+
+# --- back-pressure --------------------------------------------------------------
+
+# Larger than loopback's socket buffers on both sides together, so that the
+# send cannot complete while the server does not read.
+LARGE = 32 * 1024 * 1024
+
+
+@pytest.mark.parametrize("sender", ["loop-body", "other-greenlet"])
+def test_large_send_waits_for_slow_reader(sender: str) -> None:
+    # The poll interval bounds each read of the event loop. A write must
+    # not inherit that bound: cut short, it would leave half a frame on the
+    # wire. It blocks until the server reads again.
+    script = [steps.accept(), steps.stall(scaled(1)), steps.expect_binary(), steps.close(1000)]
+    with Server(script) as server:
+        websocket = WebSocket(server.url, proxies={}, max_message_size=0)
+        payload: bytes | None = b"\x01" * LARGE
+        greenlets = []
+        with gevent.Timeout(scaled(30)):
+            for event in websocket.connect(poll=scaled(0.05), ping_rate=0, close_timeout=scaled(5)):
+                # The first Poll comes after a read that was bounded by the poll interval.
+                if event.name != "poll" or greenlets or payload is None:
+                    continue
+                if sender == "loop-body":
+                    websocket.send_binary(payload)
+                    payload = None
+                else:
+                    greenlets.append(gevent.spawn(websocket.send_binary, payload))
+        transcript = server.transcripts[0]
+        assert server.errors == []
+    for greenlet in greenlets:
+        assert greenlet.successful(), greenlet.exception
+    binaries = [message for message in transcript.messages if message.kind == "binary"]
+    assert len(binaries) == 1
+    assert len(binaries[0].payload) == LARGE
