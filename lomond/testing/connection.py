@@ -136,7 +136,7 @@ class Connection:
         self.data_limit: int | None = None
         self.slow_close_delay = 0.0
 
-        # Synchronisation: one writer at a time, a stall gate, and "gone".
+        # Synchronisation: one writer at a time, a stall gate, and disconnection.
         self._write_lock = gevent.lock.Semaphore()
         self._process_lock = gevent.lock.Semaphore()
         self._running = gevent.event.Event()

@@ -65,13 +65,16 @@ def test_stall_forever_until_stop(lomond_server_factory):
 
 
 def test_slicer_chops_writes(lomond_server_factory):
-    server = lomond_server_factory([steps.accept(), steps.slicer(2, scaled(0.02)), steps.send_text("abcdef"), steps.drop()])
+    server = lomond_server_factory([steps.accept(), steps.slicer(2, scaled(0.1)), steps.send_text("abcdef"), steps.drop()])
     with RawClient(server.port) as client:
         client.handshake()
+        started = time.monotonic()
         segments = client.recv_segments()
     assert b"".join(segments) == b"\x81\x06abcdef"
-    assert all(len(segment) <= 2 for segment in segments)
-    assert len(segments) == 4
+    # Four 2-byte segments, 0.1 units apart. A busy machine may merge two
+    # in one recv(), so the count is a lower bound.
+    assert len(segments) >= 3
+    assert time.monotonic() - started >= scaled(0.3)
 
 
 def test_latency_delays_each_write(lomond_server_factory):
