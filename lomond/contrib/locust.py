@@ -1,6 +1,6 @@
 """A Locust user class on lomond's gevent WebSocket client.
 
-Install with ``pip install lomond[locust]``. Each simulated user holds one
+Install with ``pip install lomond[locust]``. Each simulated user has one
 WebSocket, read by a greenlet of its own, while Locust runs the user's
 tasks in the user's greenlet::
 
@@ -63,11 +63,11 @@ log = logging.getLogger(__name__)
 
 
 class WebSocketFailure(Exception):
-    """The failure reported to Locust for a connect, send, request or session; the message says why."""
+    """The failure reported to Locust for a connect, send, request or session; the message gives the reason."""
 
 
 class WebSocketUser(User):
-    """A Locust user that holds one WebSocket; subclass it and add tasks.
+    """A Locust user with one WebSocket connection; subclass it and add tasks.
 
     Set :attr:`path` (joined to Locust's ``--host``) or a full :attr:`url`.
     The connection opens in :meth:`on_start` and closes in :meth:`on_stop`;
@@ -129,7 +129,7 @@ class WebSocketUser(User):
     # --- hooks for subclasses ------------------------------------------------------------
 
     def reply_key(self, event: events.Text | events.Binary) -> Hashable | None:
-        """Return the key of the request that ``event`` answers, or None for a push.
+        """Return the key of the request that ``event`` replies to, or None for a push.
 
         Override it to use :meth:`request`: for example return a JSON
         message's ``"id"``, or the text itself for an echo server. It is
@@ -138,7 +138,7 @@ class WebSocketUser(User):
         return None
 
     def on_message(self, event: events.Text | events.Binary) -> None:
-        """Handle a message that answers no request (called in the reader greenlet)."""
+        """Handle a message that matches no request (called in the reader greenlet)."""
 
     def push_name(self, event: events.Text | events.Binary) -> str:
         """Return the statistics entry name of a server push (default "push")."""

@@ -1,4 +1,4 @@
-"""What each connection of a load run does while it is open.
+"""The behaviours of a load run: the work each connection does while it is open.
 
 A behaviour consumes one :class:`~lomond.load.client.Client`'s events from
 the handshake to Disconnected. The run closes every connection when its
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 #: Echo requests kept per connection while their replies are awaited.
 #: Past this the oldest is counted as unanswered, so a server that never
-#: answers cannot grow a client's memory without bound.
+#: replies cannot grow a client's memory without bound.
 MAX_PENDING = 1024
 
 
@@ -76,9 +76,9 @@ class EchoBehaviour(Behaviour):
     """Send a text message every ``interval`` seconds and time the server's echo of it.
 
     The first message goes out at Ready. Each message starts with its
-    sequence number and a space, padded with "x" to ``size`` bytes (longer
-    when the number alone needs more), so that a reply is matched to its
-    request by number even when replies arrive out of order.
+    sequence number and a space, and is padded with "x" to ``size`` bytes
+    (longer when the number alone needs more). A reply is matched to its
+    request by that number, so replies may arrive out of order.
     """
 
     name = "echo"
@@ -125,7 +125,7 @@ class EchoBehaviour(Behaviour):
         try:
             websocket.send_text(text)
         except (TransportFail, WebSocketUnavailable) as error:
-            # The connection is ending; its Disconnected event says why.
+            # The connection is ending, and its Disconnected event gives the reason.
             del pending[sequence]
             client.stats.errors[f"send failed: {error}"] += 1
 

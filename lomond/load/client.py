@@ -100,8 +100,8 @@ class Client:
         try:
             self.websocket.close()
         except TransportFail as error:
-            # The socket failed under the close frame; the client's own
-            # greenlet sees the disconnect and records it.
+            # The socket failed under the close frame. The client's own
+            # greenlet then reads the failure and records the outcome.
             self.stats.errors[f"sending the close frame failed: {error}"] += 1
 
     @property

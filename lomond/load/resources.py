@@ -40,12 +40,12 @@ def rss_bytes() -> int | None:
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def raise_open_files_limit(wanted: int) -> tuple[int, int] | None:
+def raise_open_files_limit(needed: int) -> tuple[int, int] | None:
     """Raise the soft RLIMIT_NOFILE as far as the hard limit allows; return (soft, hard).
 
     Each connection is one socket, so the soft limit (often 1024) caps the
     number of clients. The limit is raised to the hard limit, or to
-    ``wanted`` when the hard limit is unlimited. Returns None where the
+    ``needed`` when the hard limit is unlimited. Returns None where the
     ``resource`` module does not exist (Windows).
     """
     try:
@@ -53,7 +53,7 @@ def raise_open_files_limit(wanted: int) -> tuple[int, int] | None:
     except ImportError:
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
     if soft != resource.RLIM_INFINITY and soft < target:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
@@ -61,9 +61,9 @@ def raise_open_files_limit(wanted: int) -> tuple[int, int] | None:
             # macOS rejects values above kern.maxfilesperproc even when the
             # hard limit is higher, so fall back to what the run needs.
             log.info("raising the open files limit to %d failed (%s)", target, error)
-            if soft < wanted:
+            if soft < needed:
                 try:
-                    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
                 except (ValueError, OSError):
                     pass
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -10,8 +10,8 @@ The run has three phases, each bounded in time:
    in the order of Ready events and a FIFO queue is enough.
 3. **Drain.** After the last close, or after :meth:`LoadRunner.stop`
    (Ctrl-C), clients get ``close_timeout`` plus :data:`DRAIN_MARGIN`
-   seconds to finish their closing handshakes; those still running are
-   killed, which closes their sockets.
+   seconds to finish their closing handshakes. Those still running are
+   then killed, which closes their sockets.
 
 A sampler greenlet wakes once a second to read the counters, the resident
 memory and the CPU time, and to draw the progress line.
@@ -77,7 +77,7 @@ class LoadConfig:
 
     @property
     def planned_seconds(self) -> float:
-        """The longest a run takes without Ctrl-C: ramp, connect, hold, close and drain."""
+        """The maximum seconds a run takes without Ctrl-C: ramp, connect, hold, close and drain."""
         ramp = (self.clients - 1) / self.rate
         # The connect timeout covers TCP and TLS, and again the handshake.
         connect = 2 * self.connect_timeout

@@ -8,10 +8,11 @@
 It runs :class:`lomond.testing.Server` (wsproto on gevent) with two
 routes: ``/`` echoes every text and binary message, and ``/push`` sends a
 text message of ``--push-size`` bytes every ``--push-interval`` seconds.
-The first line of standard output is ``listening on URL``. On SIGTERM or
-SIGINT, after ``--max-seconds``, or when the process that started it exits,
-it stops (open connections get close code 1001) and prints ``stats JSON``
-as its last line; ``--stats FILE`` also writes that JSON to FILE.
+The first line of standard output is ``listening on URL``. The server
+stops on SIGTERM or SIGINT, after ``--max-seconds``, or when the process
+that started it exits. Open connections then get close code 1001, and the
+last line of output is ``stats JSON``, which ``--stats FILE`` also writes
+to FILE.
 
 :class:`EmbeddedServer` starts and stops this process for
 ``python -m lomond load`` run without a URL. A separate process keeps the
@@ -63,7 +64,7 @@ class ServerCounts:
         self.bytes_sent = 0
 
     def echo(self, conn: Any) -> None:
-        """The script of ``/``: accept, then send back each text and binary message."""
+        """Run the script of ``/``: accept, then send back each text and binary message."""
         from lomond.testing import ExpectationFailed, WaitTimeout
 
         conn.accept()
@@ -90,7 +91,7 @@ class ServerCounts:
             self.bytes_sent += len(message.payload)
 
     def push(self, conn: Any, interval: float, size: int) -> None:
-        """The script of ``/push``: accept, then send a text message every ``interval`` seconds."""
+        """Run the script of ``/push``: accept, then send a text message every ``interval`` seconds."""
         conn.accept()
         payload = "x" * size
         while conn.is_open:
@@ -148,10 +149,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the server until it is told to stop; return the exit code."""
+    """Run the server until a signal, the time limit or the parent's exit; return the exit code."""
     args = _build_parser().parse_args(argv)
-    if args.push_interval <= 0 or args.push_size < 0:
-        print("error: --push-interval must be above 0 and --push-size 0 or more", file=sys.stderr)
+    if args.push_interval <= 0:
+        print(f"error: --push-interval must be above 0, not {args.push_interval:g}", file=sys.stderr)
+        return 2
+    if args.push_size < 0:
+        print(f"error: --push-size must be 0 or more, not {args.push_size}", file=sys.stderr)
         return 2
     try:
         from lomond.testing import Server
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     raise_open_files_limit(0)
 
-    # 1. Start, and tell the parent where.
+    # 1. Start, and print the URL for the process that started this one.
     counts = ServerCounts()
     started = time.monotonic()
     server = Server(

@@ -4,7 +4,7 @@ Percentiles are exact: each duration is kept as an 8-byte float in an
 ``array('d')`` and the series is sorted once, when the report is built. A
 series that passes :data:`MAX_SAMPLES` switches to reservoir sampling
 (Vitter's algorithm R), which keeps a uniform random subset so that memory
-stays bounded; its summary then says ``"exact": false``. The maximum, the
+stays bounded. Its summary then has ``"exact": false``. The maximum, the
 mean and the count stay exact in every case.
 """
 
@@ -97,10 +97,10 @@ class Samples:
 class LoadStats:
     """What every client of a run recorded, summed; greenlets update it without locks.
 
-    A connection ends in exactly one of three outcomes: failed (it never
-    reached Ready), closed cleanly (this side closed it and the closing
-    handshake completed), or dropped (it ended any other way: the server
-    closed it early, the TCP connection broke, a close timed out).
+    A connection ends in exactly one of three outcomes. It failed when it
+    never reached Ready, and it closed cleanly when this side closed it and
+    the closing handshake completed. Any other end counts as dropped: the
+    server closed it early, the TCP connection broke, or a close timed out.
     """
 
     def __init__(self) -> None:

@@ -25,8 +25,9 @@ pytestmark = [
 ]
 
 # Each user echoes a request, sends a message whose echo comes back as a
-# push, pings five times a second, and closes every tenth task so that sessions
-# end (and are reported) while the test runs; reconnect brings it back.
+# push, and pings five times a second. It closes its connection every tenth
+# task, so that sessions end (and are reported) while the test runs, and
+# reconnect opens the next one.
 LOCUSTFILE = '''
 from locust import constant, task
 
@@ -173,9 +174,11 @@ def test_locust_failure_reports():
 
     # Connect failures name their reason.
     (refused,) = errors("refused", "connect")
-    assert refused.startswith("connect failed:") and "refused" in refused.lower()
+    assert refused.startswith("connect failed:")
+    assert "refused" in refused.lower()
     (rejected,) = errors("rejected", "connect")
-    assert rejected.startswith("rejected:") and "503" in rejected
+    assert rejected.startswith("rejected:")
+    assert "503" in rejected
 
     # Abnormal closes fail the session entry with the close code.
     assert errors("dropped", "connect") == [None]
