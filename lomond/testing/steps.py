@@ -359,13 +359,13 @@ def stall(seconds: float | None = None) -> Step:
 
 
 def _slicer(conn: Connection, size: int, delay: float) -> None:
-    if size < 1:
-        raise ValueError(f"slicer size must be at least 1 byte, not {size}")
     conn.slice_size, conn.slice_delay = size, delay
 
 
 def slicer(size: int, delay: float = 0.0) -> Step:
     """Chop every later write into ``size``-byte segments, ``delay`` seconds apart."""
+    if size < 1:
+        raise ValueError(f"slicer size must be at least 1 byte, not {size}")
     return Step("slicer", _slicer, size, delay)
 
 

@@ -259,3 +259,15 @@ def test_works_under_monkey_patching():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "patched"
+
+
+def test_stop_with_blocked_writer():
+    # The client never reads, so the script's sendall() blocks on a full
+    # socket buffer; stop() must still end it.
+    server = Server([steps.accept(), steps.send_large(32 * 1024 * 1024)]).start()
+    client = RawClient(server.port)
+    client.send_request()
+    assert client.read_head()[0] == 101
+    server.stop(timeout=scaled(2))
+    client.close()
+    assert server.leaks() == []
