@@ -2,7 +2,7 @@
 
 The bundled test kit (``lomond.testing``) serves the usual cases. The
 servers here cover what it does not script: an HTTPS CONNECT proxy, a
-proxy that sends bytes after its answer, a SOCKS4/SOCKS5 proxy, a
+proxy that sends bytes after its response, a SOCKS4/SOCKS5 proxy, a
 WebSocket server on a Unix socket or with a certificate of the test's
 choosing (expired, for another host), and a TCP "black hole" whose
 connection attempts hang.
@@ -255,13 +255,13 @@ def _connect_loopback(host, port):
 class TunnelProxy:
     """An HTTP CONNECT proxy, over TLS when given ``ssl_context``.
 
-    ``after_answer`` is sent in the same write as the 200 header block,
-    so the client reads it together with the answer.
+    ``after_response`` is sent in the same write as the 200 header block,
+    so the client reads it together with the response.
     """
 
-    def __init__(self, ssl_context=None, after_answer=b""):
+    def __init__(self, ssl_context=None, after_response=b""):
         self.ssl_context = ssl_context
-        self.after_answer = after_answer
+        self.after_response = after_response
         self.targets = []
         self._server = gevent.server.StreamServer(("127.0.0.1", 0), self._handle)
         self._server.start()
@@ -292,7 +292,7 @@ class TunnelProxy:
             self.targets.append(target)
             host, _, port = target.rpartition(":")
             upstream = _connect_loopback(host.strip("[]"), int(port))
-            sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + self.after_answer)
+            sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + self.after_response)
             _tunnel(sock, upstream)
         sock.close()
 
@@ -306,8 +306,8 @@ class SocksProxy:
     ``auth`` is the (user, password) a SOCKS5 client must send; None
     accepts clients without authentication. ``requests`` records
     (version, host, port) per request: the host is the name a SOCKS4a or
-    SOCKS5h client sent, or the address otherwise. ``reply_delay`` holds
-    the final reply back, and ``never_reply`` keeps it back for good.
+    SOCKS5h client sent, or the address otherwise. ``reply_delay`` delays
+    the final reply by that many seconds, and ``never_reply`` never sends it.
     """
 
     def __init__(self, auth=None, reply_delay=0.0, never_reply=False):
@@ -377,11 +377,11 @@ class SocksProxy:
         # Method selection.
         count = self._read(sock, 1)[0]
         methods = self._read(sock, count)
-        wanted = 2 if self.auth else 0
-        if wanted not in methods:
+        method = 2 if self.auth else 0
+        if method not in methods:
             sock.sendall(b"\x05\xff")
             return
-        sock.sendall(bytes([5, wanted]))
+        sock.sendall(bytes([5, method]))
         if self.auth:
             self._read(sock, 1)
             user = self._read(sock, self._read(sock, 1)[0]).decode()
@@ -451,7 +451,7 @@ class BlackHole:
     """A listening socket whose accept queue is full, so new connection attempts hang.
 
     With a backlog of 0, Linux queues one connection; the filler takes
-    that place and later SYNs are dropped, without an answer.
+    that place and later SYNs are dropped without a reply.
     """
 
     def __init__(self, host="127.0.0.1", port=0):

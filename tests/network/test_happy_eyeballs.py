@@ -86,16 +86,16 @@ def test_hanging_first_address_costs_one_delay(black_hole_factory, listener):
 
 def test_failed_first_address_starts_next_at_once(listener):
     port = listener.getsockname()[1]
-    refused = closed_port()
+    refused_port = closed_port()
     started = time.monotonic()
     sock, errors = race_connections(
-        [candidate("127.0.0.1", refused), candidate("127.0.0.1", port)],
+        [candidate("127.0.0.1", refused_port), candidate("127.0.0.1", port)],
         time.monotonic() + 10 * TIME_UNIT,
     )
     elapsed = time.monotonic() - started
     try:
         assert sock.getpeername()[1] == port
-        assert [address for address, _ in errors] == [("127.0.0.1", refused)]
+        assert [address for address, _ in errors] == [("127.0.0.1", refused_port)]
         assert elapsed < CONNECTION_ATTEMPT_DELAY
     finally:
         sock.close()

@@ -373,12 +373,12 @@ def test_proxy_invalid_url(lomond_server):
     assert "hunter2" not in reason
 
 
-# --- bytes after the proxy's answer --------------------------------------------------
+# --- bytes after the proxy's response ------------------------------------------------
 
 
-def test_bytes_after_answer_kept_for_websocket(tunnel_proxy_factory, mini_server_factory):
+def test_bytes_after_response_kept_for_websocket(tunnel_proxy_factory, mini_server_factory):
     server = mini_server_factory()
-    proxy = tunnel_proxy_factory(after_answer=b"early bytes")
+    proxy = tunnel_proxy_factory(after_response=b"early bytes")
     transport = open_transport(
         parse_url(server.url()), TLSOptions(), 5 * TIME_UNIT, proxy=proxy.url
     )
@@ -389,11 +389,11 @@ def test_bytes_after_answer_kept_for_websocket(tunnel_proxy_factory, mini_server
         transport.sock.close()
 
 
-def test_bytes_after_answer_fed_to_tls(lomond_tls_server, tunnel_proxy_factory):
+def test_bytes_after_response_fed_to_tls(lomond_tls_server, tunnel_proxy_factory):
     # A TLS alert (handshake_failure) sent right after the 200 header block:
     # if lomond dropped it, the handshake with the real server would succeed.
     alert = b"\x15\x03\x03\x00\x02\x02\x28"
-    proxy = tunnel_proxy_factory(after_answer=alert)
+    proxy = tunnel_proxy_factory(after_response=alert)
     with pytest.raises(ConnectFail) as caught:
         open_transport(
             parse_url(lomond_tls_server.url),

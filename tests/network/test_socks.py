@@ -107,7 +107,7 @@ def test_wss_through_socks5(lomond_tls_server, socks_proxy_factory):
 
 
 def test_socks_handshake_is_cooperative(lomond_server, socks_proxy_factory):
-    # While the proxy holds its reply back, other greenlets keep running.
+    # While the proxy delays its reply, other greenlets keep running.
     proxy = socks_proxy_factory(reply_delay=0.3 * TIME_UNIT)
     ticks = []
 

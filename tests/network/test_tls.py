@@ -77,7 +77,7 @@ def test_sni_is_url_host(mini_server_factory, certificates):
 
 
 def test_plain_server_on_wss():
-    # An HTTP server answers the ClientHello with a plain-text error.
+    # An HTTP server replies to the ClientHello with a plain-text error.
     def answer(sock, address):
         sock.recv(4096)
         sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
@@ -94,8 +94,10 @@ def test_plain_server_on_wss():
 
 def test_tls_handshake_timeout():
     # A server that accepts TCP and never speaks.
-    held = []
-    server = gevent.server.StreamServer(("127.0.0.1", 0), lambda sock, address: held.append(sock) or gevent.sleep(10))
+    silent_sockets = []
+    server = gevent.server.StreamServer(
+        ("127.0.0.1", 0), lambda sock, address: silent_sockets.append(sock) or gevent.sleep(10)
+    )
     server.start()
     try:
         url = f"wss://127.0.0.1:{server.address[1]}/"
@@ -193,8 +195,8 @@ def test_client_certificate_missing(lomond_server_factory):
     server = lomond_server_factory(client_cert=True)
     seen = run(WebSocket(server.url, ssl_cafile=server.ca_file))
     # TLS 1.3 finishes the client's side of the handshake before the server
-    # checks the certificate, so the failure shows as ConnectFail or as a
-    # disconnect during the upgrade; never as Ready.
+    # checks the certificate. The failure then shows as ConnectFail or as a
+    # disconnect during the upgrade, but never as Ready.
     assert "ready" not in names(seen)
     assert names(seen)[-1] == "disconnected"
 
