@@ -58,7 +58,7 @@ __all__ = [
     "run_script",
 ]
 
-# Where each public name lives; a module name maps to itself.
+# The submodule that defines each public name (None: the name is a submodule).
 _LOCATIONS = {
     "Server": "server",
     "Script": "server",
@@ -88,10 +88,11 @@ def __getattr__(name: str) -> Any:
     try:
         module = importlib.import_module(f"{__name__}.{module_name}")
     except ImportError as error:
-        if (error.name or "").split(".")[0] in ("wsproto", "h11", "trustme"):
+        package = (error.name or "").split(".")[0]
+        if package in ("wsproto", "h11", "trustme"):
             raise MissingExtra(
-                f"lomond.testing needs {error.name}, which is not installed;"
-                " install it with: pip install 'lomond[testing]'"
+                f"lomond.testing needs {package}, which is not installed."
+                " Install it with: pip install 'lomond[testing]'"
             ) from error
         raise
     value = module if _LOCATIONS[name] is None else getattr(module, name)

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from .proxy import ConnectProxy
     from .server import Script, Server
 
-# The server and proxy modules are imported inside the fixtures, because
 # pytest imports this plugin wherever lomond is installed, also without the
-# testing extra; a fixture then fails with MissingExtra.
+# testing extra. So the server and proxy modules are imported inside the
+# fixtures, and only a fixture in use fails (with MissingExtra).
 
 __all__ = [
     "lomond_server",
