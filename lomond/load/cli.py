@@ -213,9 +213,13 @@ def main(argv: list[str]) -> int:
     # 3. The report.
     print(format_report(report), flush=True)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as json_file:
-            json.dump(report, json_file, indent=2)
-            json_file.write("\n")
+        try:
+            with open(args.json, "w", encoding="utf-8") as json_file:
+                json.dump(report, json_file, indent=2)
+                json_file.write("\n")
+        except OSError as error:
+            print(f"error: writing the JSON report to {args.json} failed: {error}", file=sys.stderr)
+            return 2
     if report["interrupted"]:
         return 130
     connections = report["connections"]
