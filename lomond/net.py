@@ -310,14 +310,13 @@ class LayeredTLSSocket:
             try:
                 data = self._tls.read(size)
             except _stdlib_ssl.SSLWantReadError:
-                self._flush()
+                self._flush_if_idle()
                 self._fill()
                 continue
             except _stdlib_ssl.SSLZeroReturnError:
                 return b""
-            if self._outgoing.pending:
-                # A read can produce records to send (a TLS 1.3 key update).
-                self._flush()
+            # A read can produce records to send (a TLS 1.3 key update).
+            self._flush_if_idle()
             return data
 
     def sendall(self, data: bytes) -> None:
@@ -333,6 +332,16 @@ class LayeredTLSSocket:
         with self._send_lock:
             self._send_unsent()
 
+    def _flush_if_idle(self) -> None:
+        """Send queued records unless a write is under way.
+
+        A reader must not wait for a writer that is itself blocked until the
+        peer reads, or neither side would move. A record skipped here stays
+        queued, and the running write or the next read or write sends it.
+        """
+        if (self._outgoing.pending or self._unsent) and not self._send_lock.locked():
+            self._flush()
+
     def _send_unsent(self) -> None:
         """Send the queued TLS records; the caller holds the send lock."""
         view = memoryview(self._unsent + self._outgoing.read())
@@ -340,6 +349,9 @@ class LayeredTLSSocket:
             while view:
                 sent = self._carrier.send(view)
                 view = view[sent:]
+                if not view and self._outgoing.pending:
+                    # Records a reader queued while this loop was sending.
+                    view = memoryview(self._outgoing.read())
         finally:
             # Empty unless a timeout or an error interrupted the loop.
             self._unsent = bytes(view)
