@@ -150,3 +150,38 @@ def test_socks_missing_extra(lomond_server, monkeypatch):
     monkeypatch.setitem(sys.modules, "python_socks", None)
     seen = run(WebSocket(lomond_server.url, proxies={"http": "socks5://127.0.0.1:1080"}))
     assert "pip install lomond[socks]" in first(seen, "connect_fail").reason
+
+
+def test_socks5_under_monkey_patching():
+    # With gevent's monkey-patching the handshake runs in the calling
+    # greenlet instead of the thread pool; a subprocess keeps the patching
+    # out of this test process.
+    import subprocess
+    from pathlib import Path
+
+    import gevent.subprocess
+
+    script = f"""
+from gevent import monkey
+monkey.patch_all()
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import SocksProxy, names, run
+from lomond import WebSocket
+from lomond.testing import Server
+
+with Server() as server:
+    proxy = SocksProxy()
+    seen = run(WebSocket(server.url, proxies={{"http": proxy.url("socks5")}}))
+    proxy.stop()
+print(names(seen))
+"""
+    result = gevent.subprocess.run(
+        [sys.executable, "-c", script],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30 * TIME_UNIT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'ready'" in result.stdout
