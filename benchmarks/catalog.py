@@ -34,6 +34,9 @@ class Client:
 
 CLIENTS = (
     Client("raw", "raw socket (baseline)", "client_raw.py", "project", (), ""),
+    # The same code on gevent's sockets: the floor for gevent clients.
+    Client("raw-gevent", "raw socket, monkey-patched", "client_raw.py", "project",
+           ("gevent",), "gevent", monkey_patch=True, reference_only=True),
     Client("lomond", "lomond (this tree)", "client_lomond.py", "project",
            ("lomond", "gevent"), "lomond", gevent_capable=True),
     Client("lomond-0.3.4", "lomond 0.3.4, monkey-patched", "client_lomond.py", "peers",

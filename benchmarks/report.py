@@ -1,5 +1,6 @@
 """Medians, ratios, targets, and the text and Markdown tables of a run."""
 
+import json
 import statistics
 
 from benchmarks.catalog import CLIENTS_BY_NAME, SCENARIOS_BY_NAME
@@ -289,11 +290,20 @@ def notes_for(clients):
             if entry.get("note")]
 
 
+def scenario_heading(document, name):
+    """Return "name: title", with the sizes appended for a quick run."""
+    scenario = SCENARIOS_BY_NAME[name]
+    heading = "%s: %s" % (name, scenario.title)
+    if document["settings"]["quick"]:
+        heading += " (quick run: %s)" % json.dumps(document["settings"]["sizes"][name])
+    return heading
+
+
 def text_report(document):
     parts = []
     for name, clients in document["scenarios"].items():
         scenario = SCENARIOS_BY_NAME[name]
-        parts.append("\n%s: %s" % (name, scenario.title))
+        parts.append("\n" + scenario_heading(document, name))
         parts.append(render_text(*scenario_table(scenario, clients)))
         parts.extend(notes_for(clients))
     if document["targets"]:
@@ -324,7 +334,7 @@ def markdown_report(document):
         lines += ["## Targets", "", render_markdown(*targets_table(document["targets"])), ""]
     for name, clients in document["scenarios"].items():
         scenario = SCENARIOS_BY_NAME[name]
-        lines += ["## %s: %s" % (name, scenario.title), "",
+        lines += ["## " + scenario_heading(document, name), "",
                   render_markdown(*scenario_table(scenario, clients)), ""]
         notes = notes_for(clients)
         if notes:

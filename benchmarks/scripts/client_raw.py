@@ -4,14 +4,20 @@ It reads with recv_into() into one preallocated buffer and walks the frame
 headers to count messages, without copying payloads, decoding text or
 reassembling fragments. Frames it sends are encoded and masked once, before
 the clock starts. Every other client's result is divided by this one's.
+
+With --monkey-patch the same code runs on gevent's cooperative sockets,
+which gives the limit for any client that waits through gevent's hub.
 """
 
-import selectors
-import time
-from urllib.parse import urlsplit
-
 import bench_client as bench
-import bench_wire as wire
+
+bench.monkey_patch_if_requested()
+
+import selectors  # noqa: E402
+import time  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
+
+import bench_wire as wire  # noqa: E402
 
 # A fixed key is fine here: the baseline measures the socket, not masking.
 MASK = b"\x37\xfa\x21\x3d"
