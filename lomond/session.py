@@ -394,14 +394,15 @@ class WebSocketSession:
     def _follow_redirect(
         self, connection: ClientConnection, received: list[events.Event], auto_pong: bool
     ) -> Generator[events.Event, None, tuple[ClientConnection, bytes] | str | None]:
-        """Connect to the Location of a redirect answer to the handshake.
+        """Connect to the Location of a redirect response to the handshake.
 
-        Returns None when the answer is not a redirect to follow (then its
+        Returns None when the response is not a redirect to follow (then its
         Rejected event goes out as usual, with the reason for not following
         it when there is one), a reason string after a failed hop (a
         ConnectFail event was yielded), or the new connection and the bytes
         already read for it. Credentials (URL user-info, Authorization and
-        Cookie headers) go to the new URL only on the same host.
+        Cookie headers) go to the new URL only on the WebSocket's own host,
+        so a later hop cannot pick them up again after leaving it.
         """
         websocket = self.websocket
         response = connection.response
@@ -418,23 +419,23 @@ class WebSocketSession:
         try:
             target = resolve_redirect(current, location)
         except HandshakeError as error:
-            refusal = str(error)
+            rejection = str(error)
         else:
-            refusal = None
+            rejection = None
             if len(hops) >= websocket.max_redirects:
-                refusal = (
+                rejection = (
                     f"redirect to {target.safe_url} not followed: max_redirects is"
                     f" {websocket.max_redirects}"
                 )
-        if refusal is not None:
-            connection.failure = refusal
+        if rejection is not None:
+            connection.failure = rejection
             if rejected is not None:
-                rejected.reason = refusal
+                rejected.reason = rejection
             return None
 
         # 2. Close this connection and open one to the new URL.
         self.close()
-        other_host = not same_host(current, target)
+        other_host = not same_host(websocket.parsed_url, target)
         tls = websocket.tls
         if other_host and tls.server_hostname is not None:
             tls = dataclasses.replace(tls, server_hostname=None)

@@ -242,3 +242,20 @@ def test_resolve_redirect_unix_socket_relative():
     target = resolve_redirect(current, "/other")
     assert target.unix_socket == "/tmp/app.sock"
     assert target.resource == "/other"
+
+
+def test_redirect_chain_never_returns_credentials(lomond_server_factory):
+    # After leaving the original host, a further hop on the new host must
+    # not pick the credentials up again.
+    target = lomond_server_factory(
+        routes={"/first": [steps.redirect("/second")], "/second": ACCEPT}
+    )
+    origin = lomond_server_factory([steps.redirect(f"ws://localhost:{target.port}/first")])
+    url = origin.url.replace("ws://", "ws://alice:s3cret@")
+    websocket = WebSocket(url, headers={"Authorization": "Bearer token", "Cookie": "session=1"})
+    seen = run(websocket)
+    assert "ready" in names(seen)
+    assert request_paths(target) == ["/first", "/second"]
+    for number in (0, 1):
+        assert request_header(target, number, "Authorization") is None
+        assert request_header(target, number, "Cookie") is None
