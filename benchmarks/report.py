@@ -189,10 +189,11 @@ def evaluate_targets(scenario_runs):
 
     # Small messages against the best gevent-capable peer.
     if "recv-small" in scenario_runs:
-        peers = [(get("recv-small", client.name, "msgs_per_s") or 0, client.name)
+        peers = [(get("recv-small", client.name, "msgs_per_s"), client.name)
                  for client in CLIENTS_BY_NAME.values()
                  if client.gevent_capable and client.name != "lomond"]
-        best_rate, best_peer = max(peers) if peers else (0, None)
+        peers = [(rate, name) for rate, name in peers if rate is not None]
+        best_rate, best_peer = max(peers) if peers else (None, "no gevent-capable peer")
         lomond_rate = get("recv-small", "lomond", "msgs_per_s")
         targets.append(at_least(
             "recv-small: lomond vs best gevent-capable peer",
@@ -258,7 +259,11 @@ def targets_table(targets):
     rows = []
     for item in targets:
         measured = item["measured"]
-        if isinstance(measured, float):
+        if measured is None:
+            measured = "-"
+        elif isinstance(measured, bool):
+            measured = format_number(measured)
+        elif isinstance(measured, float):
             measured = format_number(measured, 2)
         met = {True: "yes", False: "NO", None: "-"}[item["met"]]
         rows.append([item["target"], item["required"], str(measured), met, item["gap"],
