@@ -61,7 +61,7 @@ def test_runner_unanswered_echo(lomond_server_factory):
 
 
 def test_runner_stop_before_handshake(lomond_server_factory):
-    # The server never answers the handshake; stop() ends the run at once.
+    # The server never replies to the handshake, and stop() ends the run at once.
     server = lomond_server_factory([steps.never_answer()])
     config = LoadConfig(url=server.url, clients=3, rate=100, duration=1, connect_timeout=30)
     runner = LoadRunner(config, ListenBehaviour())
