@@ -1,4 +1,4 @@
-"""What the benchmark runs: clients, scenarios and their sizes.
+"""The benchmark's catalog: clients, scenarios and their sizes.
 
 A scenario's `kind` names the function that a client script runs (see
 scripts/bench_client.py). Its sizes come from `full`, or from `quick` with
@@ -29,14 +29,13 @@ class Client:
     required_version: str = ""
     monkey_patch: bool = False
     gevent_capable: bool = False
-    reference_only: bool = False
 
 
 CLIENTS = (
     Client("raw", "raw socket (baseline)", "client_raw.py", "project", (), ""),
     # The same code on gevent's sockets: the floor for gevent clients.
     Client("raw-gevent", "raw socket, monkey-patched", "client_raw.py", "project",
-           ("gevent",), "gevent", monkey_patch=True, reference_only=True),
+           ("gevent",), "gevent", monkey_patch=True),
     Client("lomond", "lomond (this tree)", "client_lomond.py", "project",
            ("lomond", "gevent"), "lomond", gevent_capable=True),
     Client("lomond-0.3.4", "lomond 0.3.4, monkey-patched", "client_lomond.py", "peers",
@@ -50,11 +49,9 @@ CLIENTS = (
     Client("websockets-sync", "websockets sync (threads)", "client_websockets_sync.py", "peers",
            ("websockets.sync.client",), "websockets", gevent_capable=True),
     Client("websockets-asyncio", "websockets asyncio", "client_websockets_asyncio.py", "peers",
-           ("websockets.asyncio.client",), "websockets", reference_only=True),
-    Client("aiohttp", "aiohttp", "client_aiohttp.py", "peers", ("aiohttp",), "aiohttp",
-           reference_only=True),
-    Client("picows", "picows", "client_picows.py", "peers", ("picows",), "picows",
-           reference_only=True),
+           ("websockets.asyncio.client",), "websockets"),
+    Client("aiohttp", "aiohttp", "client_aiohttp.py", "peers", ("aiohttp",), "aiohttp"),
+    Client("picows", "picows", "client_picows.py", "peers", ("picows",), "picows"),
 )
 
 CLIENTS_BY_NAME = {client.name: client for client in CLIENTS}
