@@ -128,7 +128,8 @@ def check_client(client, args):
     python = interpreter(client, args)
     if not os.path.exists(python):
         return {"status": "skipped",
-                "note": "no interpreter at %s: run python -m benchmarks --setup" % python}
+                "note": "no interpreter at %s: create it with python -m benchmarks --setup "
+                        "--peers-venv %s" % (python, args.peers_venv)}
     try:
         completed = subprocess.run(
             [python, "-c", CHECK_SOURCE, client.distribution] + list(client.modules),

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import catalog
+from benchmarks import catalog, report
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The quick run takes about 10 seconds on a 2-core machine.
@@ -41,3 +41,13 @@ def test_unknown_client_is_rejected(tmp_path):
     assert completed.returncode == 2
     assert "unknown client 'no-such-client'" in completed.stderr
     assert not (tmp_path / "latest.json").exists()
+
+
+def test_results_page_keeps_handwritten_text():
+    page = "intro\n%s\nold table\n%s\nanalysis\n" % (report.GENERATED_START,
+                                                     report.GENERATED_END)
+    merged = report.merge_results_page(page, "new table")
+    assert merged.startswith("intro\n")
+    assert merged.endswith("\nanalysis\n")
+    assert "new table" in merged
+    assert "old table" not in merged
