@@ -441,8 +441,8 @@ def cpu_model() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20_000, help="messages in the feed")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per row; the fastest is kept")
+    parser.add_argument("--messages", type=int, default=5000, help="messages in the feed")
+    parser.add_argument("--repeat", type=int, default=15, help="runs per row; the fastest is kept")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated feed")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -104,7 +104,7 @@ def finish_connection(sock, reader):
         sock.close()
 
 
-def stream_buffers(count, size, text):
+def stream_buffers(size, text):
     """Return (chunk, frames per chunk, one frame), built once per shape."""
     key = (size, text)
     with _stream_buffers_lock:
@@ -116,13 +116,16 @@ def stream_buffers(count, size, text):
         return _stream_buffers[key]
 
 
-def serve_stream(sock, rest, params):
+def serve_stream(sock, response, rest, params):
     count = int(params.get("count", "1"))
     size = int(params.get("size", "32"))
     text = params.get("type", "binary") == "text"
-    chunk, per_chunk, frame = stream_buffers(count, size, text)
+    # Encode before the handshake response, so that the client, which
+    # starts its clock as soon as it is connected, never waits for it.
+    chunk, per_chunk, frame = stream_buffers(size, text)
     reader = FrameReader(sock, rest)
     try:
+        sock.sendall(response)
         # The client's first message starts the clock on its side.
         if reader.read_frame() is None:
             sock.close()
@@ -138,9 +141,10 @@ def serve_stream(sock, rest, params):
     finish_connection(sock, reader)
 
 
-def serve_echo(sock, rest, params):
+def serve_echo(sock, response, rest, params):
     reader = FrameReader(sock, rest)
     try:
+        sock.sendall(response)
         while True:
             frame = reader.read_frame()
             if frame is None:
@@ -159,13 +163,14 @@ def serve_echo(sock, rest, params):
         sock.close()
 
 
-def serve_discard(sock, rest, params):
+def serve_discard(sock, response, rest, params):
     buf = bytearray(1 << 20)
     view = memoryview(buf)
     buf[:len(rest)] = rest
     start, end = 0, len(rest)
     skip = 0
     try:
+        sock.sendall(response)
         while True:
             # Walk every complete header in the buffer.
             while True:
@@ -325,9 +330,9 @@ class SelectorServer:
         if url.path in THREAD_MODES:
             self.selector.unregister(conn.sock)
             conn.sock.setblocking(True)
-            conn.sock.sendall(response)
             thread = threading.Thread(
-                target=THREAD_MODES[url.path], args=(conn.sock, rest, params), daemon=True)
+                target=THREAD_MODES[url.path], args=(conn.sock, response, rest, params),
+                daemon=True)
             thread.start()
             return
         if url.path not in ("/idle", "/fanin"):
