@@ -75,7 +75,8 @@ class ListenBehaviour(Behaviour):
 class EchoBehaviour(Behaviour):
     """Send a text message every ``interval`` seconds and time the server's echo of it.
 
-    The first message goes out at Ready. Each message starts with its
+    The first message goes out at Ready, and none in the last half
+    interval before the connection's close. Each message starts with its
     sequence number and a space, and is padded with "x" to ``size`` bytes
     (longer when the number alone needs more). A reply is matched to its
     request by that number, so replies may arrive out of order.
@@ -114,6 +115,14 @@ class EchoBehaviour(Behaviour):
         websocket = client.websocket
         if client.close_requested or not websocket.is_active:
             return
+
+        # A request sent in the last half interval before the close would
+        # race the close frame: a server may answer the close first and
+        # leave the request unanswered, which would read as a lost reply.
+        close_at = client.close_at
+        if close_at is not None and close_at - time.monotonic() < self.interval / 2:
+            return
+
         sequence = client.next_sequence
         client.next_sequence += 1
         text = f"{sequence} ".ljust(self.size, "x")
