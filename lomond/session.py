@@ -411,17 +411,17 @@ class WebSocketSession:
         location = response.get("location")
         if response.status_code not in REDIRECT_STATUSES or not location:
             return None
-        rejected = next((event for event in received if event.name == "rejected"), None)
+        rejected = next((event for event in received if isinstance(event, events.Rejected)), None)
         hops = self.transport.hops if self.transport is not None else []
 
         # 1. The rules: the limit, and where Location may lead.
         current = connection.handshake.url
+        rejection: str | None = None
         try:
             target = resolve_redirect(current, location)
         except HandshakeError as error:
             rejection = str(error)
         else:
-            rejection = None
             if len(hops) >= websocket.max_redirects:
                 rejection = (
                     f"redirect to {target.safe_url} not followed: max_redirects is"
