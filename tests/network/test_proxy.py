@@ -402,3 +402,39 @@ def test_bytes_after_response_fed_to_tls(lomond_tls_server, tunnel_proxy_factory
             proxy=proxy.url,
         )
     assert "handshake failure" in str(caught.value).replace("_", " ")
+
+
+@pytest.mark.parametrize(
+    "status_line",
+    [b"HTTP/1.1 200 Connection established", b"HTTP/1.0 200 OK", b"HTTP/1.1 200"],
+)
+def test_proxy_status_lines_accepted(status_line):
+    # A scripted proxy: it reads the CONNECT request, answers, then echoes.
+    import gevent.server
+
+    def serve(sock, address):
+        with gevent.Timeout(5 * TIME_UNIT, False):
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            sock.sendall(status_line + b"\r\nProxy-Agent: test\r\n\r\n")
+            sock.sendall(sock.recv(4096))
+        sock.close()
+
+    server = gevent.server.StreamServer(("127.0.0.1", 0), serve)
+    server.start()
+    try:
+        transport = open_transport(
+            parse_url("ws://example.com/"),
+            TLSOptions(),
+            5 * TIME_UNIT,
+            proxy=f"http://127.0.0.1:{server.address[1]}",
+        )
+        transport.sock.sendall(b"ping")
+        assert transport.sock.recv(16) == b"ping"
+        transport.sock.close()
+    finally:
+        server.stop(timeout=1)
