@@ -1,0 +1,425 @@
+"""Soak test: many persistent connections, random faults, and an account of every message.
+
+Usage (run by hand, not in CI)::
+
+    python soak/soak.py --connections 1000 --duration 600 --report soak-report.json
+
+The test server (:mod:`lomond.testing`) runs in a child process, so that
+the client process measures only itself. Each connection attempt of each
+client picks a server behaviour at random: a clean close by the server, a
+clean close by the client, or a fault (TCP drop or reset, an invalid frame,
+an invalid close code, a stall, a rejected handshake, no handshake
+response, a close frame that never gets a reply). Each client runs
+:func:`lomond.persist`, so it reconnects after every end.
+
+Both sides number their messages. Each attempt carries an
+``X-Soak-Attempt`` header, and both sides record per attempt what they sent
+and received. At the end the client process checks:
+
+- each attempt ended with exactly one Disconnected event;
+- the server's messages arrived in order without gaps or duplicates, all
+  of them when the connection ended with a close handshake, a TCP FIN or a
+  protocol error, and a prefix of them otherwise;
+- the client's messages whose send returned reached the server in order,
+  all of them for a clean close and a prefix otherwise;
+- file descriptors and greenlets are back to their count before the run,
+  and resident memory did not grow from the end of the ramp-up to the end.
+
+The exit status is 0 when every check passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import gevent
+import gevent.event
+from greenlet import greenlet
+
+# --- server side (child process) -----------------------------------------------
+
+# (behaviour, weight). Clean endings are the majority, as on a real network.
+BEHAVIOURS = [
+    ("server-close", 30),
+    ("client-close", 30),
+    ("drop", 7),
+    ("reset", 5),
+    ("invalid-frame", 6),
+    ("bad-close-code", 3),
+    ("stall", 5),
+    ("reject", 5),
+    ("never-answer", 4),
+    ("ignore-close", 5),
+]
+
+# Behaviours after which every message written before the fault must
+# arrive: TCP delivers what precedes a FIN, and lomond delivers what
+# precedes an invalid frame.
+COMPLETE_DELIVERY = {"server-close", "client-close", "drop", "invalid-frame", "bad-close-code", "ignore-close"}
+
+
+def serve(log_path: str) -> None:
+    """Run the test server until stdin closes; append one JSON line per connection to ``log_path``."""
+    from lomond.testing import ConnectionClosed, steps
+    from lomond.testing.server import Server
+
+    log_file = open(log_path, "a", buffering=1)
+
+    def script(conn: Any) -> None:
+        attempt = conn.request.header("X-Soak-Attempt") or "unknown"
+        rng = random.Random(attempt)
+        behaviour = rng.choices([b for b, _ in BEHAVIOURS], [w for _, w in BEHAVIOURS])[0]
+        record = {"attempt": attempt, "behaviour": behaviour, "sent": 0}
+        sender = None
+        try:
+            if behaviour == "reject":
+                conn.reject(503, headers=[("Retry-After", "1")])
+                return
+            if behaviour == "never-answer":
+                conn.hold()
+                return
+            offered = "permessage-deflate" in (conn.request.header("Sec-WebSocket-Extensions") or "")
+            conn.accept(extensions=["permessage-deflate"] if offered else [])
+            if behaviour == "ignore-close":
+                conn.answer_close = False
+
+            # The server's own numbered messages, from a second greenlet,
+            # while this one echoes what the client sends.
+            count = rng.randint(0, 30)
+            interval = rng.uniform(0.05, 1.0)
+
+            def send_numbered() -> None:
+                try:
+                    for number in range(count):
+                        conn.send_text(f"s:{number}")
+                        record["sent"] = number + 1
+                        gevent.sleep(interval)
+                except ConnectionClosed:
+                    pass  # the client left or closed; "sent" counts what was written
+
+            sender = gevent.spawn(send_numbered)
+            if behaviour in ("client-close", "ignore-close"):
+                conn.echo()
+                return
+            sender.join()
+            if behaviour == "server-close":
+                conn.close(1000)
+            elif behaviour == "drop":
+                conn.drop()
+            elif behaviour == "reset":
+                conn.reset()
+            elif behaviour == "invalid-frame":
+                steps.reserved_opcode()(conn)
+                conn.hold()
+            elif behaviour == "bad-close-code":
+                conn.close(1005)
+            elif behaviour == "stall":
+                # Longer than the client's ping timeout; bounded so that the
+                # server does not collect stalled connections.
+                conn.stall(15)
+        except ConnectionClosed:
+            pass
+        finally:
+            if sender is not None:
+                sender.kill()
+            record["received"] = [
+                int(message.text[2:])
+                for message in conn.transcript.messages
+                if message.kind == "text" and message.text.startswith("c:")
+            ]
+            log_file.write(json.dumps(record) + "\n")
+
+    server = Server(script, request_timeout=30)
+    server.start()
+    print(f"PORT {server.port}", flush=True)
+    # Serve until the parent closes stdin; the read does not block the hub.
+    gevent.get_hub().threadpool.spawn(sys.stdin.read).get()
+    server.stop(timeout=10)
+    log_file.close()
+
+
+# --- client side ----------------------------------------------------------------
+
+
+@dataclass
+class Attempt:
+    """The client's record of one connection attempt."""
+
+    attempt: str
+    received: list[int] = field(default_factory=list)
+    sent: int = 0
+    echoes: int = 0
+    disconnects: int = 0
+    reason: str = ""
+    graceful: bool = False
+    ready: bool = False
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def live_greenlets() -> int:
+    hub = gevent.get_hub()
+    return sum(
+        1
+        for obj in gc.get_objects()
+        if isinstance(obj, greenlet) and obj is not hub and obj.parent is not None and bool(obj)
+    )
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def sample(started: float) -> dict[str, Any]:
+    gc.collect()
+    return {
+        "time": round(time.monotonic() - started, 1),
+        "fds": open_fds(),
+        "greenlets": live_greenlets(),
+        "rss_kib": rss_kib(),
+    }
+
+
+def run_client(
+    number: int, url: str, stop: gevent.event.Event, attempts: dict[str, Attempt], seed: int, websockets: list[Any]
+) -> None:
+    """Run one persistent WebSocket until ``stop`` is set, recording each attempt."""
+    from lomond import WebSocket
+    from lomond.errors import WebSocketUnavailable
+    from lomond.persist import persist
+
+    rng = random.Random(seed * 100_003 + number)
+    counter = itertools.count()
+    current: list[Attempt] = []
+
+    def headers() -> list[tuple[str, str]]:
+        # Called by lomond once per connection attempt.
+        attempt = Attempt(f"{number}-{next(counter)}")
+        attempts[attempt.attempt] = attempt
+        current[:] = [attempt]
+        return [("X-Soak-Attempt", attempt.attempt)]
+
+    websocket = WebSocket(url, compress=rng.random() < 0.5, proxies={}, headers=headers,
+                          connect_timeout=10, handshake_timeout=5)
+    websockets.append(websocket)
+
+    def close_later(attempt: Attempt, delay: float) -> None:
+        gevent.sleep(delay)
+        if current and current[0] is attempt:
+            websocket.close()
+
+    closer = None
+    for event in persist(websocket, poll=1, min_wait=0.5, max_wait=5, ping_rate=2, ping_timeout=5,
+                         close_timeout=3, exit_event=stop):
+        attempt = current[0] if current else None
+        if attempt is None:
+            continue
+        name = event.name
+        if name == "ready":
+            attempt.ready = True
+            closer = gevent.spawn(close_later, attempt, rng.uniform(2, 30))
+        elif name == "text":
+            text = event.text
+            if text.startswith("s:"):
+                attempt.received.append(int(text[2:]))
+            elif text.startswith("c:"):
+                attempt.echoes += 1
+        elif name == "poll" and attempt.ready and rng.random() < 0.7:
+            try:
+                websocket.send_text(f"c:{attempt.sent}")
+            except WebSocketUnavailable:
+                pass
+            else:
+                attempt.sent += 1
+        elif name == "disconnected":
+            attempt.disconnects += 1
+            attempt.reason = event.reason
+            attempt.graceful = event.graceful
+            if closer is not None:
+                closer.kill()
+                closer = None
+            if stop.is_set():
+                break
+    if closer is not None:
+        closer.kill()
+
+
+def check(attempts: dict[str, Attempt], server_log: dict[str, dict[str, Any]]) -> tuple[dict[str, int], list[str]]:
+    """Match the client's attempts with the server's records; return counts and problems."""
+    counts: dict[str, int] = {}
+    problems: list[str] = []
+    for key, attempt in attempts.items():
+        if attempt.disconnects != 1:
+            problems.append(f"{key}: {attempt.disconnects} Disconnected events")
+        record = server_log.get(key)
+        if record is None:
+            # The connection never reached the server's script (for
+            # example, refused while the server was stopping).
+            counts["no server record"] = counts.get("no server record", 0) + 1
+            continue
+        behaviour = record["behaviour"]
+        counts[behaviour] = counts.get(behaviour, 0) + 1
+
+        # Server to client: in order, and complete unless the TCP
+        # connection was reset or the client gave up waiting.
+        expected = list(range(record["sent"]))
+        if attempt.received != expected[: len(attempt.received)]:
+            problems.append(f"{key} ({behaviour}): server messages out of order: {attempt.received[:10]}...")
+        elif behaviour in COMPLETE_DELIVERY and attempt.received != expected:
+            problems.append(
+                f"{key} ({behaviour}): received {len(attempt.received)} of {record['sent']} server messages"
+                f" ({attempt.reason})"
+            )
+
+        # Client to server: every send that returned, in order.
+        sent = list(range(attempt.sent))
+        if record["received"] != sent[: len(record["received"])]:
+            problems.append(f"{key} ({behaviour}): client messages out of order at the server")
+        elif attempt.graceful and record["received"] != sent:
+            problems.append(
+                f"{key} ({behaviour}): server received {len(record['received'])} of {attempt.sent}"
+                " client messages on a clean close"
+            )
+    return counts, problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Soak lomond against its test server with random faults.")
+    parser.add_argument("--connections", type=int, default=1000, help="persistent clients (default 1000)")
+    parser.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--report", help="write the JSON report to this file")
+    parser.add_argument("--serve", metavar="LOG", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return 0
+
+    # Two descriptors per connection in the server, one in the client, plus slack.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = min(hard, max(soft, 2 * args.connections + 256))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+    log_path = f"/tmp/lomond-soak-server-{os.getpid()}.jsonl"
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", log_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    line = server.stdout.readline() if server.stdout else ""
+    if not line.startswith("PORT "):
+        print(f"error: the soak server did not start: {line!r}", file=sys.stderr)
+        return 1
+    url = f"ws://127.0.0.1:{int(line.split()[1])}/soak"
+
+    # Warm the hub (resolver thread pool, event loop) before the baseline.
+    from lomond import WebSocket
+
+    warm_up = WebSocket(url, proxies={}, headers=[("X-Soak-Attempt", "warm-up")], handshake_timeout=5)
+    with gevent.Timeout(30, False):
+        for event in warm_up.connect(poll=0, ping_rate=0, close_timeout=1):
+            if event.name == "ready":
+                warm_up.close()
+
+    started = time.monotonic()
+    baseline = sample(started)
+    samples = [baseline]
+    stop = gevent.event.Event()
+    attempts: dict[str, Attempt] = {}
+    websockets: list[Any] = []
+    clients = []
+    ramp_up = min(30.0, args.duration / 10)
+    for number in range(args.connections):
+        clients.append(gevent.spawn_later(ramp_up * number / args.connections, run_client,
+                                          number, url, stop, attempts, args.seed, websockets))
+
+    # Load phase: sample every 30 s.
+    while time.monotonic() - started < args.duration:
+        gevent.sleep(min(30.0, args.duration - (time.monotonic() - started)))
+        samples.append(sample(started))
+        print(json.dumps(samples[-1]), flush=True)
+
+    # Shut down: stop reconnecting, close what is open, wait (bounded).
+    stop.set()
+    for websocket in websockets:
+        websocket.close()
+    gevent.joinall(clients, timeout=60)
+    stuck = [client for client in clients if not client.dead]
+    gevent.killall(stuck, timeout=10)
+    gevent.sleep(1)
+    end = sample(started)
+    samples.append(end)
+
+    if server.stdin:
+        server.stdin.close()
+    server.wait(timeout=60)
+    server_log = {}
+    with open(log_path) as log_file:
+        for record_line in log_file:
+            record = json.loads(record_line)
+            server_log[record["attempt"]] = record
+    os.unlink(log_path)
+
+    counts, problems = check(attempts, server_log)
+    if stuck:
+        problems.append(f"{len(stuck)} client greenlets did not end within 60 s of the stop")
+    if end["fds"] != baseline["fds"]:
+        problems.append(f"file descriptors: {baseline['fds']} before, {end['fds']} after")
+    if end["greenlets"] != baseline["greenlets"]:
+        problems.append(f"greenlets: {baseline['greenlets']} before, {end['greenlets']} after")
+    after_ramp = [s for s in samples[1:-1] if s["time"] >= ramp_up + 60] or samples[1:-1]
+    if after_ramp:
+        steady = after_ramp[0]["rss_kib"]
+        peak = max(s["rss_kib"] for s in after_ramp)
+        # NOTE: 10% is a tolerance for allocator noise, not a measured bound.
+        if peak > steady * 1.10:
+            problems.append(f"resident memory grew from {steady} KiB to {peak} KiB during the run")
+
+    matched = [(attempt, server_log[key]) for key, attempt in attempts.items() if key in server_log]
+    report = {
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "seed": args.seed,
+        "attempts": len(attempts),
+        "ready": sum(1 for a in attempts.values() if a.ready),
+        "graceful": sum(1 for a in attempts.values() if a.graceful),
+        "behaviours": counts,
+        "server_messages": {
+            "sent": sum(record["sent"] for _, record in matched),
+            "delivered": sum(len(attempt.received) for attempt, _ in matched),
+        },
+        "client_messages": {
+            "sent": sum(attempt.sent for attempt, _ in matched),
+            "delivered": sum(len(record["received"]) for _, record in matched),
+        },
+        "echoes_received": sum(a.echoes for a in attempts.values()),
+        "samples": samples,
+        "problems": problems[:50],
+        "problem_count": len(problems),
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.report:
+        with open(args.report, "w") as report_file:
+            report_file.write(text + "\n")
+    return 0 if not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
