@@ -338,6 +338,9 @@ class WebSocketSession:
                 except OSError as error:
                     reason = f"socket error ({error})"
                     log.info("%s: %s", websocket.safe_url, reason)
+                    if connection.state is State.CONNECTING:
+                        # The same failure as an EOF here: no WebSocket yet.
+                        yield events.ConnectFail(reason, wall())
                     break
                 if data is None:
                     continue

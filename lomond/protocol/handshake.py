@@ -157,7 +157,7 @@ class Handshake:
         # 1. Status 101.
         if response.status_code != 101:
             raise HandshakeError(
-                f"the server responded {response.status_code} {response.status}"
+                f"the server responded {f'{response.status_code} {response.status}'.strip()}"
                 " instead of 101 Switching Protocols"
             )
 

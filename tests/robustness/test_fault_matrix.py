@@ -102,7 +102,7 @@ MATRIX = [
     Row("handshake", "drop", [steps.drop()], "connect_fail", r"closed the connection during the handshake"),
     Row("handshake", "drop-mid-answer", [steps.send_raw(b"HTTP/1.1 101 Switching"), steps.drop()],
         "connect_fail", r"closed the connection during the handshake"),
-    Row("handshake", "reset", [steps.reset()], None, RESET),
+    Row("handshake", "reset", [steps.reset()], "connect_fail", RESET),
     Row("handshake", "garbage", [steps.send_garbage()], "rejected", r"not .*HTTP"),
     Row("handshake", "reject-503", [steps.reject(503, headers=[("Retry-After", "1")])], "rejected",
         r"\b503\b"),
