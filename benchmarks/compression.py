@@ -294,7 +294,9 @@ def clients() -> list[tuple[str, Callable[[str, str, list[str]], Result]]]:
 
     def websockets_asyncio(compress: bool) -> Callable[[str, str, list[str]], Result]:
         return lambda url, direction, feed: asyncio.run(
-            run_websockets_asyncio(url, direction, feed, compress)
+            asyncio.wait_for(
+                run_websockets_asyncio(url, direction, feed, compress), SESSION_TIMEOUT
+            )
         )
 
     def websockets_sync(compress: bool) -> Callable[[str, str, list[str]], Result]:
@@ -419,11 +421,10 @@ def print_header(feed: list[str], repeat: int) -> None:
         f" best of {repeat} runs"
     )
     print_load_average("before the runs")
-    print()
 
 
 def print_load_average(when: str) -> None:
-    """Print the 1-minute load average: other work on the machine slows every row."""
+    """Print the 1-minute load average, because other work on the machine slows every row."""
     if hasattr(os, "getloadavg"):
         print(f"load average {when}: {os.getloadavg()[0]:.2f}")
 
