@@ -199,3 +199,25 @@ def test_load_script_behaviour(load_server, tmp_path):
 def test_load_invalid_arguments(arguments, message, capsys):
     assert main(["ws://127.0.0.1:9/", *arguments]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_load_open_files_limit(tmp_path):
+    resource = pytest.importorskip("resource")
+    report_path = tmp_path / "report.json"
+
+    def lower_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
+
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "lomond", "load", "--clients", "500", "--rate", "1000", "--duration", "0.5",
+            "--progress", "off", "--json", str(report_path),
+        ],
+        capture_output=True, text=True, timeout=COMMAND_TIMEOUT, preexec_fn=lower_limit,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the open files limit is 300 (hard limit 300), so only 236 of 500 clients fit" in result.stderr
+    report = read_report(report_path)
+    assert report["open_files_limit"] == 300
+    assert report["clients_limited_to"] == 236
+    assert report["connections"]["closed_cleanly"] == 236
