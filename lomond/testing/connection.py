@@ -127,6 +127,10 @@ class Connection:
         # Behaviour switches that steps set.
         self.auto_pong = True
         self.answer_close = True
+        # While echo() runs, the reply to the client's close frame waits
+        # until the messages that arrived before it are echoed.
+        self._defer_close_reply = False
+        self._deferred_close: CloseConnection | None = None
 
         # TCP shaping, in Toxiproxy's vocabulary.
         self.slice_size: int | None = None
@@ -376,6 +380,15 @@ class Connection:
         ws = self._require_ws()
         if ws.state not in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
             raise ConnectionClosed(f"the WebSocket is {ws.state.name}")
+        if ws.state is ConnectionState.REMOTE_CLOSING and isinstance(event, (TextMessage, BytesMessage)):
+            # RFC 6455 section 5.5.1 lets a server send data after the
+            # client's close frame and before its own, but wsproto refuses,
+            # so the frame is built here (uncompressed, which is always valid).
+            if isinstance(event, TextMessage):
+                self.write(build_frame(OP_TEXT, event.data.encode("utf-8")))
+            else:
+                self.write(build_frame(OP_BINARY, bytes(event.data)))
+            return
         self.write(ws.send(event))  # type: ignore[arg-type]
 
     def send_text(self, text: str) -> None:
@@ -548,18 +561,37 @@ class Connection:
             return message
 
     def echo(self) -> None:
-        """Send back every text and binary message until the client closes or leaves."""
-        while not self.is_disconnected:
-            try:
-                message = self.receive(scaled(60))
-            except WaitTimeout:
-                continue
-            except ExpectationFailed:
-                return
-            if message.kind == "close":
-                return
-            if message.kind in ("text", "binary") and self.is_open:
-                self._send_event(self._message_event(message.data))
+        """Send back every text and binary message until the client closes or leaves.
+
+        Messages that arrived before the client's close frame are echoed
+        before the close reply, as a real echo server would.
+        """
+        self._defer_close_reply = True
+        try:
+            while not self.is_disconnected:
+                try:
+                    message = self.receive(scaled(60))
+                except WaitTimeout:
+                    continue
+                except ExpectationFailed:
+                    return
+                if message.kind == "close":
+                    return
+                if message.kind in ("text", "binary") and self.is_open:
+                    try:
+                        self._send_event(self._message_event(message.data))
+                    except ConnectionClosed:
+                        return
+        finally:
+            self._defer_close_reply = False
+            self._send_deferred_close()
+
+    def _send_deferred_close(self) -> None:
+        event, self._deferred_close = self._deferred_close, None
+        if event is not None and self.answer_close and self.transcript.close_sent is None:
+            reply = self._require_ws().send(event.response())
+            self._write_quietly(reply)
+            self.transcript.close_sent = bytes(reply[2:])
 
     def hold(self) -> None:
         """Wait until the client leaves or the closing handshake completes (bounded by stop())."""
@@ -740,6 +772,9 @@ class Connection:
             )
             if not genuine:
                 self._client_error(event.code, event.reason or "protocol error")
+                return
+            if self._defer_close_reply:
+                self._deferred_close = event
                 return
             if self.answer_close and self.transcript.close_sent is None:
                 reply = self._require_ws().send(event.response())
