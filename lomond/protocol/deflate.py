@@ -500,6 +500,7 @@ class PerMessageDeflate:
         if limit and self._message_size > limit:
             raise PayloadTooLarge(
                 f"decompressed message is larger than the limit of {limit} bytes"
+                " (max_message_size)"
             )
 
         if decompressor.eof:
