@@ -101,10 +101,12 @@ class WebSocketUser(User):
     #: Reconnect after every disconnect, with the back-off of
     #: :func:`lomond.persist.persist`, until the user stops.
     reconnect: ClassVar[bool] = False
-    #: Back-off bounds: the wait is ``min_wait`` plus a random share of a
-    #: window that doubles with each failed attempt, up to ``max_wait``.
-    min_wait: ClassVar[float] = 1.0
-    max_wait: ClassVar[float] = 10.0
+    #: Back-off bounds in seconds: the wait is ``reconnect_min_wait`` plus
+    #: a random share of a window that doubles with each failed attempt, up
+    #: to ``reconnect_max_wait``. (Locust's own ``min_wait`` and ``max_wait``
+    #: are deprecated task waits in milliseconds, hence the longer names.)
+    reconnect_min_wait: ClassVar[float] = 1.0
+    reconnect_max_wait: ClassVar[float] = 10.0
 
     # --- reporting -------------------------------------------------------------------
     #: The request type of every entry in Locust's statistics.
@@ -289,21 +291,23 @@ class WebSocketUser(User):
 
     def _event_stream(self) -> Iterator[events.Event]:
         assert self.websocket is not None
-        options = {
-            "ping_rate": self.ping_rate,
-            "ping_timeout": self.ping_timeout,
-            "close_timeout": self.close_timeout,
-        }
         if self.reconnect:
             return persist(
                 self.websocket,
                 poll=0,
-                min_wait=self.min_wait,
-                max_wait=self.max_wait,
+                min_wait=self.reconnect_min_wait,
+                max_wait=self.reconnect_max_wait,
+                ping_rate=self.ping_rate,
+                ping_timeout=self.ping_timeout,
                 exit_event=self._stopping,
-                **options,
+                close_timeout=self.close_timeout,
             )
-        return self.websocket.connect(poll=0, **options)
+        return self.websocket.connect(
+            poll=0,
+            ping_rate=self.ping_rate,
+            ping_timeout=self.ping_timeout,
+            close_timeout=self.close_timeout,
+        )
 
     def _read_events(self) -> None:
         """Run the connection (and reconnections) and report its events (the reader greenlet)."""

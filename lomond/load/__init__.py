@@ -15,7 +15,13 @@ side needs neither threads nor monkey-patching.
 
 from __future__ import annotations
 
-from .behaviours import Behaviour, EchoBehaviour, ListenBehaviour, ScriptBehaviour, load_script
+from .behaviours import (
+    Behaviour,
+    EchoBehaviour,
+    ListenBehaviour,
+    ScriptBehaviour,
+    load_script,
+)
 from .runner import LoadConfig, LoadRunner
 from .stats import LoadStats, Samples, percentile
 

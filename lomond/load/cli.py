@@ -17,7 +17,13 @@ from typing import Any
 import gevent
 
 from ..errors import UsageError
-from .behaviours import Behaviour, EchoBehaviour, ListenBehaviour, ScriptBehaviour, load_script
+from .behaviours import (
+    Behaviour,
+    EchoBehaviour,
+    ListenBehaviour,
+    ScriptBehaviour,
+    load_script,
+)
 from .report import format_report
 from .resources import FILES_RESERVED, raise_open_files_limit
 from .runner import LoadConfig, LoadRunner, progress_stream

@@ -138,7 +138,7 @@ class Client:
             # A script that stops iterating, or a kill at the drain
             # deadline, lands here before Disconnected: close the socket
             # now and still record one outcome.
-            stream.close()
+            stream.close()  # type: ignore[attr-defined]
             self.finish(self.end_reason)
 
     def _record(self, event: events.Event) -> None:

@@ -7,6 +7,7 @@ handshake.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
@@ -76,7 +77,7 @@ def _message_rates(stats: LoadStats, samples: list[dict[str, Any]]) -> dict[str,
     # was open, so a slow ramp or drain does not dilute it.
     open_seconds = 0.0
     peak_sent = peak_received = 0.0
-    for previous, current in zip(samples, samples[1:]):
+    for previous, current in pairwise(samples):
         seconds = current["time"] - previous["time"]
         if seconds <= 0:
             continue
@@ -140,7 +141,7 @@ def _timeline(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return []
     start = samples[0]["time"]
     timeline = []
-    for previous, current in zip(samples, samples[1:]):
+    for previous, current in pairwise(samples):
         seconds = current["time"] - previous["time"]
         if seconds <= 0:
             continue
@@ -170,15 +171,21 @@ def format_report(report: dict[str, Any]) -> str:
     if report.get("server", {}).get("embedded"):
         target += " (bundled test server)"
 
-    lines = [
+    headline = (
         f"lomond load: {settings['clients']} clients at {settings['rate']:g}/s,"
-        f" {settings['duration']:g} s each, {_describe_behaviour(settings['behaviour'])}",
+        f" {settings['duration']:g} s each, {_describe_behaviour(settings['behaviour'])}"
+    )
+    outcomes = (
+        f"connections   opened {connections['opened']}  failed {connections['failed']}"
+        f"  closed cleanly {connections['closed_cleanly']}  dropped {connections['dropped']}"
+        f"  max open {connections['max_open']}"
+    )
+    lines = [
+        headline,
         f"target: {target}",
         f"elapsed: {report['elapsed_seconds']:.1f} s" + ("  (interrupted)" if report["interrupted"] else ""),
         "",
-        f"connections   opened {connections['opened']}  failed {connections['failed']}"
-        f"  closed cleanly {connections['closed_cleanly']}  dropped {connections['dropped']}"
-        f"  max open {connections['max_open']}",
+        outcomes,
     ]
     if connections["not_started"]:
         lines.append(f"              not started {connections['not_started']}")

@@ -61,8 +61,7 @@ class Samples:
         """Record one duration."""
         self.count += 1
         self.total += seconds
-        if seconds > self.max:
-            self.max = seconds
+        self.max = max(self.max, seconds)
         if len(self.values) < self.max_samples:
             self.values.append(seconds)
             return
@@ -141,8 +140,7 @@ class LoadStats:
         """Record a handshake that completed after ``connect_seconds``."""
         self.opened += 1
         self.open_now += 1
-        if self.open_now > self.max_open:
-            self.max_open = self.open_now
+        self.max_open = max(self.max_open, self.open_now)
         self.connect_time.add(connect_seconds)
 
     def message_sent(self, size: int) -> None:

@@ -58,6 +58,7 @@ def run_command(args: list[str], timeout: float = COMMAND_TIMEOUT, cwd: str | No
     environment = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run(
         [sys.executable, "-m", *args],
+        check=False,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -6,14 +6,13 @@ labelled through the user's ``context()``, and the last line of output is
 a JSON list of the request events that Locust would have counted.
 """
 
-import locust  # noqa: F401  (monkey-patches first, as Locust itself does)
-
 import json
 import socket
 import sys
 import time
 
 import gevent
+import locust  # noqa: F401  (the import monkey-patches this process, as Locust itself does)
 from locust.env import Environment
 
 from lomond.contrib.locust import WebSocketUser
@@ -40,8 +39,8 @@ def entries(label, name=None):
     return [r for r in records if r["label"] == label and (name is None or r["name"] == name)]
 
 
-def wait_until(predicate, timeout=scaled(5)):
-    deadline = time.monotonic() + timeout
+def wait_until(predicate, timeout=None):
+    deadline = time.monotonic() + (scaled(5) if timeout is None else timeout)
     while not predicate() and time.monotonic() < deadline:
         gevent.sleep(0.01)
 
@@ -118,7 +117,7 @@ def main():
 
         # 5. Reconnecting with back-off after drops, until the user stops.
         persistent = make_user(
-            environment, "persistent", server.url_for("/drop"), reconnect=True, min_wait=0.05, max_wait=0.1
+            environment, "persistent", server.url_for("/drop"), reconnect=True, reconnect_min_wait=0.05, reconnect_max_wait=0.1
         )
         persistent.on_start()
         wait_until(lambda: len(entries("persistent", "connect")) >= 3)
