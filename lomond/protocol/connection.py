@@ -123,7 +123,7 @@ class ClientConnection:
         self.failure: str | None = None
 
         self._reader: ResponseReader | None = ResponseReader(max_header_size)
-        self._outgoing: list[bytes] = []
+        self._outgoing: list[bytes | bytearray] = []
         self._ping_payload: bytes | None = None
         # A protocol error found after other events in the same receive().
         self._deferred_failure: PeerError | None = None
@@ -501,7 +501,7 @@ class ClientConnection:
         self._outgoing = []
         return data
 
-    def _frame(self, opcode: int, payload: bytes, rsv1: bool = False) -> bytes:
+    def _frame(self, opcode: int, payload: bytes, rsv1: bool = False) -> bytes | bytearray:
         return build_frame(opcode, payload, self.random_bytes(4), rsv1=rsv1)
 
     def _check_can_send(self) -> None:
@@ -513,15 +513,15 @@ class ClientConnection:
             raise WebSocketClosing("the WebSocket is closing; no more frames can be sent")
         raise WebSocketClosed("the WebSocket is closed")
 
-    def send_text(self, text: str, compress: bool = True) -> bytes:
+    def send_text(self, text: str, compress: bool = True) -> bytes | bytearray:
         """Return the frame for a text message; write it at once (compressed frames depend on order)."""
         return self.send_data(Opcode.TEXT, text.encode("utf-8"), compress)
 
-    def send_binary(self, data: bytes, compress: bool = True) -> bytes:
+    def send_binary(self, data: bytes, compress: bool = True) -> bytes | bytearray:
         """Return the frame for a binary message; write it at once (compressed frames depend on order)."""
         return self.send_data(Opcode.BINARY, data, compress)
 
-    def send_data(self, opcode: int, payload: bytes, compress: bool = True) -> bytes:
+    def send_data(self, opcode: int, payload: bytes, compress: bool = True) -> bytes | bytearray:
         """Return one frame carrying a whole text or binary message."""
         self._check_can_send()
         deflate = self.deflate
@@ -529,7 +529,7 @@ class ClientConnection:
             return self._frame(opcode, deflate.compress(payload), rsv1=True)
         return self._frame(opcode, payload)
 
-    def send_ping(self, data: bytes = b"", now: float = 0.0) -> bytes:
+    def send_ping(self, data: bytes = b"", now: float = 0.0) -> bytes | bytearray:
         """Return a ping frame; a pong with the same payload reports its round-trip time."""
         self._check_can_send()
         _check_control_payload(data)
@@ -537,13 +537,13 @@ class ClientConnection:
         self._ping_time = now
         return self._frame(Opcode.PING, data)
 
-    def send_pong(self, data: bytes = b"") -> bytes:
+    def send_pong(self, data: bytes = b"") -> bytes | bytearray:
         """Return a pong frame (an answer to a ping, or an unsolicited heartbeat)."""
         self._check_can_send()
         _check_control_payload(data)
         return self._frame(Opcode.PONG, data)
 
-    def close(self, code: int | None = Status.NORMAL, reason: str | bytes = "") -> bytes:
+    def close(self, code: int | None = Status.NORMAL, reason: str | bytes = "") -> bytes | bytearray:
         """Start the closing handshake and return the close frame.
 
         Returns b"" when a close frame was already sent or the connection is

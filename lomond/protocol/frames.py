@@ -7,7 +7,7 @@ from enum import IntEnum
 
 from ..errors import InvalidPayload, ProtocolError
 from ..status import Status, is_valid_close_code
-from .mask import mask
+from .mask import mask, mask_into
 
 __all__ = [
     "Opcode",
@@ -42,14 +42,18 @@ _FIN = 0x80
 _RSV1 = 0x40
 _MASK = 0x80
 
+# From this payload size on, build_frame masks into one preallocated buffer
+# and returns a bytearray (accepted wherever bytes are written).
+_MASK_INTO_THRESHOLD = 64 * 1024
+
 _pack_short = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 
 
 def build_frame(
     opcode: int, payload: bytes, mask_key: bytes, *, fin: bool = True, rsv1: bool = False
-) -> bytes:
-    """Return one masked client frame.
+) -> bytes | bytearray:
+    """Return one masked client frame (a bytearray for payloads of 64 KiB or more).
 
     ``mask_key`` is 4 fresh random bytes (section 5.3 requires a new,
     unpredictable key for every frame); the caller supplies it so that the
@@ -63,7 +67,15 @@ def build_frame(
         header = _pack_short(first, _MASK | 126, length)
     else:
         header = _pack_long(first, _MASK | 127, length)
-    return header + mask_key + mask(mask_key, payload)
+    if length < _MASK_INTO_THRESHOLD:
+        return header + mask_key + mask(mask_key, payload)
+    # Large payloads are masked straight into the frame's buffer.
+    offset = len(header) + 4
+    frame = bytearray(offset + length)
+    frame[: len(header)] = header
+    frame[len(header) : offset] = mask_key
+    mask_into(frame, offset, mask_key, payload)
+    return frame
 
 
 def build_close_payload(code: int | None, reason: str | bytes = b"") -> bytes:
