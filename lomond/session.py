@@ -345,11 +345,12 @@ class WebSocketSession:
                 if data is None:
                     continue
                 if not data:
+                    during_handshake = connection.state is State.CONNECTING
                     connection.receive_eof()
                     if connection.close_received is not None:
                         graceful = True
                         reason = "closed"
-                    elif connection.state is State.CONNECTING or connection.response is None:
+                    elif during_handshake:
                         reason = "the server closed the connection during the handshake"
                         yield events.ConnectFail(reason, wall())
                     else:
@@ -377,6 +378,9 @@ class WebSocketSession:
                 if event.name == "pong":
                     self._ping_time = None
                 yield event
+            # Drop the last chunk and events before the next wait, so that an
+            # idle connection keeps neither.
+            received = event = data = None  # type: ignore[assignment]
             if connection.should_drop:
                 reason = connection.failure or "connection failed"
                 break

@@ -108,6 +108,8 @@ class ClientConnection:
         self.auto_pong = auto_pong
         self.random_bytes = random_bytes
         self.state = State.CONNECTING
+        #: The server's response while it is being checked, and after a
+        #: rejected handshake; None once the connection is open.
         self.response: Response | None = None
         self.protocol: str | None = None
         self.extensions: set[str] = set()
@@ -173,6 +175,9 @@ class ClientConnection:
         self.state = State.OPEN
         compression = self.deflate.params if self.deflate is not None else None
         out.append(events.Ready(response, self.protocol, self.extensions, compression, now))
+        # The Ready event carries the response; the connection lets it go,
+        # so that an idle connection does not keep the headers.
+        self.response = None
         return extra
 
     def _fail_handshake(
