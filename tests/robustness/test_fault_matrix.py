@@ -40,7 +40,7 @@ import pytest
 
 from lomond import WebSocket, events
 from lomond.persist import persist
-from lomond.testing import Server, scaled, steps
+from lomond.testing import ConnectProxy, Server, scaled, steps
 from lomond.testing.frames import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT
 
 from .leaks import take_snapshot, wait_for_no_leaks
@@ -67,8 +67,12 @@ class Row:
     failure: str | None = None
     reason: str = ""
     budget: float = QUICK
-    # How to reach the server: "kit" (ws://), "closed-port", "tls-untrusted", "tls-stall".
+    # How to reach the server: "kit" (ws://), "tls" (wss:// with a trusted
+    # CA), "closed-port", "tls-untrusted", "tls-stall", or "proxy-..." (an
+    # HTTP CONNECT proxy that fails as named).
     target: str = "kit"
+    # Shaping rows (slow or sliced TCP) end with a clean close, not a fault.
+    graceful: bool = False
 
     @property
     def id(self) -> str:
@@ -91,6 +95,11 @@ MATRIX = [
     Row("connect", "tls-untrusted-certificate", target="tls-untrusted", failure="connect_fail",
         reason=r"certificate"),
     Row("connect", "tls-no-answer", target="tls-stall", failure="connect_fail", reason=TIMED_OUT,
+        budget=CONNECT_TIMEOUT + QUICK),
+    Row("connect", "proxy-407", target="proxy-407", failure="connect_fail", reason=r"\b407\b"),
+    Row("connect", "proxy-403", target="proxy-403", failure="connect_fail", reason=r"\b403\b"),
+    Row("connect", "proxy-garbage", target="proxy-garbage", failure="connect_fail", reason=r"proxy"),
+    Row("connect", "proxy-no-answer", target="proxy-stall", failure="connect_fail", reason=r"proxy .*did not respond",
         budget=CONNECT_TIMEOUT + QUICK),
 
     # --- handshake: the response to the upgrade request ------------------------
@@ -116,6 +125,12 @@ MATRIX = [
         r"subprotocol"),
     Row("handshake", "unoffered-extension", [steps.accept_raw(extensions="x-unknown")], "rejected",
         r"extension 'x-unknown'"),
+    Row("handshake", "limit-data", [steps.limit_data(20), steps.accept()], "connect_fail",
+        r"closed the connection during the handshake"),
+    Row("handshake", "tls-never-answer", [steps.never_answer()], "connect_fail", TIMED_OUT,
+        budget=HANDSHAKE_TIMEOUT + QUICK, target="tls"),
+    Row("handshake", "slicer", [steps.slicer(1), steps.accept(), steps.close(1000)], None, r"^closed$",
+        graceful=True),
 
     # --- open: after Ready ------------------------------------------------------
     Row("open", "drop", [steps.accept(), steps.drop()], None, NO_CLOSE_FRAME),
@@ -154,6 +169,17 @@ MATRIX = [
         r"close reason is not valid UTF-8"),
     Row("open", "limit-data", [steps.accept(), steps.limit_data(3), steps.send_text("cut short")], None,
         NO_CLOSE_FRAME),
+    Row("open", "tls-drop", [steps.accept(), steps.drop()], None, NO_CLOSE_FRAME, target="tls"),
+    # Over TLS a reset can surface as an end of stream, because the ssl
+    # module reports a TCP close without TLS close_notify as EOF.
+    Row("open", "tls-reset", [steps.accept(), steps.reset()], None, RESET + "|" + NO_CLOSE_FRAME,
+        target="tls"),
+    Row("open", "tls-invalid-frame", [steps.accept(), steps.reserved_opcode()], "protocol_error",
+        r"reserved opcode", target="tls"),
+    Row("open", "slicer", [steps.accept(), steps.slicer(1), steps.send_text("sliced"), steps.close(1000)],
+        None, r"^closed$", graceful=True),
+    Row("open", "long-length-form", [steps.accept(), steps.long_length_form(), steps.close(1000)], None,
+        r"^closed$", graceful=True),
 
     # --- fragment: between the frames of one message ------------------------------
     Row("fragment", "drop", FRAGMENT + [steps.drop()], None, NO_CLOSE_FRAME),
@@ -191,6 +217,10 @@ MATRIX = [
         "protocol_error", r"reserved opcode"),
     Row("closing", "masked-frame", CLOSING + [steps.masked_frame(), steps.never_answer()],
         "protocol_error", r"masked"),
+    # The server answers the close frame but keeps TCP open: the client
+    # waits at most its close timeout for the FIN, then closes TCP itself.
+    Row("closing", "slow-tcp-close", CLOSING + [steps.slow_close(scaled(10)), steps.close(1000)], None,
+        r"^closed$", budget=CLOSE_TIMEOUT + QUICK, graceful=True),
 
     # --- backoff: persist() between two connections --------------------------------
     # The first connection fails with the fault. During the back-off that
@@ -216,10 +246,24 @@ def closed_port_url() -> str:
     return f"ws://127.0.0.1:{port}/"
 
 
-def new_websocket(url: str) -> WebSocket:
+def start_proxy(target: str) -> ConnectProxy | None:
+    """Start the failing proxy that a "proxy-..." target names, or return None."""
+    options: dict[str, Any] = {
+        "proxy-407": {"status": 407},
+        "proxy-403": {"status": 403},
+        "proxy-garbage": {"answer": b"SSH-2.0-OpenSSH_9.6\r\n"},
+        "proxy-stall": {"delay": scaled(CONNECT_TIMEOUT) * 5},
+    }.get(target, None)
+    if options is None:
+        return None
+    return ConnectProxy(**options).start()
+
+
+def new_websocket(url: str, ssl_context: Any = None, proxies: dict[str, str] | None = None) -> WebSocket:
     return WebSocket(
         url,
-        proxies={},
+        proxies=proxies or {},
+        ssl_context=ssl_context,
         connect_timeout=scaled(CONNECT_TIMEOUT),
         handshake_timeout=scaled(HANDSHAKE_TIMEOUT),
         max_message_size=MAX_MESSAGE_SIZE,
@@ -282,7 +326,7 @@ def check_stream(received: list[events.Event], row: Row) -> None:
     failures = [name for name in names if name in ("connect_fail", "rejected", "protocol_error", "unresponsive")]
     expected = [row.failure] if row.failure else []
     assert failures == expected, names
-    assert not disconnected.graceful, disconnected
+    assert disconnected.graceful == row.graceful, disconnected
 
 
 def split_sessions(received: list[events.Event]) -> list[list[events.Event]]:
@@ -299,9 +343,10 @@ def split_sessions(received: list[events.Event]) -> list[list[events.Event]]:
 @pytest.mark.parametrize("row", MATRIX, ids=[row.id for row in MATRIX])
 def test_fault(row: Row) -> None:
     before = take_snapshot()
-    server = Server(row.steps, tls=row.target == "tls-untrusted")
+    server = Server(row.steps, tls=row.target in ("tls", "tls-untrusted"))
     if row.target != "closed-port":
         server.start()
+    proxy = start_proxy(row.target)
     if row.target == "closed-port":
         url = closed_port_url()
     elif row.target == "tls-stall":
@@ -311,7 +356,11 @@ def test_fault(row: Row) -> None:
     else:
         url = server.url
 
-    websocket = new_websocket(url)
+    websocket = new_websocket(
+        url,
+        ssl_context=server.client_ssl_context() if row.target == "tls" else None,
+        proxies={"ws": proxy.url} if proxy is not None else {},
+    )
     budget = scaled(row.budget)
     started = time.monotonic()
     try:
@@ -323,6 +372,8 @@ def test_fault(row: Row) -> None:
                 received = run_session(websocket, row)
     finally:
         server.stop()
+        if proxy is not None:
+            proxy.stop()
     elapsed = time.monotonic() - started
 
     if row.state == "backoff":
@@ -342,6 +393,8 @@ def test_fault(row: Row) -> None:
     assert elapsed < budget, f"the client took {elapsed:.2f}s; the budget is {budget:.2f}s"
 
     assert server.leaks() == []
-    if row.target == "kit":
+    if proxy is not None:
+        assert proxy.leaks() == []
+    if row.target in ("kit", "tls"):
         assert server.errors == [], server.errors
     assert wait_for_no_leaks(before, scaled(1)) == []
