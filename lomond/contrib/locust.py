@@ -337,6 +337,12 @@ class WebSocketUser(User):
     def _on_ready(self, event: events.Ready) -> None:
         self._fire("connect", self._connect_started, 0)
         self._session_started = time.perf_counter()
+        if self._stopping.is_set():
+            # disconnect() came during the handshake, when there was nothing
+            # to close yet: close now rather than hold the connection until
+            # the reader is killed.
+            self.close()
+            return
         self._ready.set()
 
     def _on_connect_fail(self, event: events.ConnectFail) -> None:

@@ -188,26 +188,13 @@ def main(argv: list[str]) -> int:
     # 2. The server: the one given, or the bundled one in a child process.
     server = None
     if args.url is None:
-        server = EmbeddedServer(
-            push_interval=args.interval,
-            push_size=args.size,
-            max_seconds=config.planned_seconds + SERVER_LIFETIME_MARGIN,
-        )
-        try:
-            base_url = server.start()
-        except RuntimeError as error:
-            print(f"error: {error}", file=sys.stderr)
+        server = _start_bundled_server(args, config, behaviour, details)
+        if server is None:
             return 2
-        config.url = base_url.rstrip("/") + behaviour.server_path
-        print(
-            f"no URL given: started the bundled test server at {base_url}"
-            f" (process {server.process.pid}, {behaviour.server_path} {_route_description(behaviour)})",  # type: ignore[union-attr]
-            file=sys.stderr,
-        )
-        details["server"] = {"embedded": True, "url": base_url}
     else:
         details["server"] = {"embedded": False}
 
+    # 3. The run, then the report.
     try:
         report = _run(args, config, behaviour, details)
         if server is not None:
@@ -215,26 +202,50 @@ def main(argv: list[str]) -> int:
     finally:
         if server is not None:
             server.stop()
+    return _print_report(report, args.json, clients)
 
-    # 3. The report.
+
+def _start_bundled_server(
+    args: argparse.Namespace, config: LoadConfig, behaviour: Behaviour, details: dict[str, Any]
+) -> EmbeddedServer | None:
+    """Start the bundled server and point ``config`` at it; return None when it does not start."""
+    server = EmbeddedServer(
+        push_interval=args.interval,
+        push_size=args.size,
+        max_seconds=config.planned_seconds + SERVER_LIFETIME_MARGIN,
+    )
+    try:
+        base_url = server.start()
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    config.url = base_url.rstrip("/") + behaviour.server_path
+    route = "pushes messages" if behaviour.server_path == "/push" else "echoes messages"
+    print(
+        f"no URL given: started the bundled test server at {base_url}"
+        f" (process {server.process.pid}, {behaviour.server_path} {route})",  # type: ignore[union-attr]
+        file=sys.stderr,
+    )
+    details["server"] = {"embedded": True, "url": base_url}
+    return server
+
+
+def _print_report(report: dict[str, Any], json_path: str | None, clients: int) -> int:
+    """Print the report, write it as JSON when asked, and return the exit code."""
     print(format_report(report), flush=True)
-    if args.json:
+    if json_path:
         try:
-            with open(args.json, "w", encoding="utf-8") as json_file:
+            with open(json_path, "w", encoding="utf-8") as json_file:
                 json.dump(report, json_file, indent=2)
                 json_file.write("\n")
         except OSError as error:
-            print(f"error: writing the JSON report to {args.json} failed: {error}", file=sys.stderr)
+            print(f"error: writing the JSON report to {json_path} failed: {error}", file=sys.stderr)
             return 2
     if report["interrupted"]:
         return 130
     connections = report["connections"]
     clean = connections["closed_cleanly"] == connections["attempted"] == clients and not report["errors"]
     return 0 if clean else 1
-
-
-def _route_description(behaviour: Behaviour) -> str:
-    return "pushes messages" if behaviour.server_path == "/push" else "echoes messages"
 
 
 def _make_config(args: argparse.Namespace, clients: int) -> LoadConfig:

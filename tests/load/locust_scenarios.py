@@ -73,6 +73,7 @@ def main():
         "/drop": [steps.accept(), steps.delay(0.2), steps.drop()],
         "/close-1011": [steps.accept(), steps.delay(0.2), steps.close(1011, "server bug")],
         "/silent": [steps.accept(), steps.hold()],
+        "/slow-accept": [steps.delay(0.5), steps.accept(), steps.hold()],
     }
     with Server(routes=routes) as server:
         # 1. Connect failures: a refused port, a rejected handshake.
@@ -122,6 +123,13 @@ def main():
         persistent.on_start()
         wait_until(lambda: len(entries("persistent", "connect")) >= 3)
         persistent.on_stop()
+
+        # 6. Stopped during the handshake: the connection closes at Ready.
+        slow = make_user(environment, "slow", server.url_for("/slow-accept"), reconnect=True)
+        slow.connect(timeout=0.1)
+        stop_started = time.monotonic()
+        slow.on_stop()
+        print(f"stop during handshake took {time.monotonic() - stop_started:.2f} s")
 
         for user in (refused, rejected, dropped, closed_1011):
             user.on_stop()

@@ -98,6 +98,18 @@ def check_server(server: dict, stats: dict[str, dict[str, str]]) -> None:
     assert server["error_count"] == 0
 
 
+def explain_failure(result: subprocess.CompletedProcess, prefix: Path) -> str:
+    """Return Locust's failures and exceptions CSV files and the end of its output."""
+    parts = []
+    for suffix in ("_failures.csv", "_exceptions.csv"):
+        path = Path(f"{prefix}{suffix}")
+        if path.exists():
+            parts.append(path.read_text(encoding="utf-8"))
+    parts.append(result.stdout[-2000:])
+    parts.append(result.stderr[-2000:])
+    return "\n".join(parts)
+
+
 def locust_command(locustfile: Path, url: str, *options: str) -> list[str]:
     return ["locust", "-f", str(locustfile), "--host", url, "--loglevel", "WARNING", *options]
 
@@ -114,7 +126,7 @@ def test_locust_headless(load_server, tmp_path):
         cwd=str(tmp_path),
     )
     server = load_server.stop()
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, explain_failure(result, prefix)
     stats = read_stats(prefix)
     check_entries(stats)
     assert read_failures(prefix) == []
@@ -152,7 +164,7 @@ def test_locust_distributed(load_server, tmp_path):
                 worker.communicate()
     server = load_server.stop()
 
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, explain_failure(result, prefix)
     for worker, output in zip(workers, worker_output):
         assert worker.returncode == 0, output[-3000:]
     stats = read_stats(prefix)
@@ -208,3 +220,9 @@ def test_locust_failure_reports():
     assert len(sessions) == len(connects)
     assert sessions[-1] is None
     assert all(error.startswith("abnormal close (1006)") for error in sessions[:-1])
+
+    # Stopped during the handshake: closed at Ready, not killed later.
+    assert errors("slow", "connect") == [None]
+    assert errors("slow", "session") == [None]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("stop during handshake took")]
+    assert float(line.split()[-2]) < 2.0
