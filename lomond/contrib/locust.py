@@ -210,7 +210,7 @@ class WebSocketUser(User):
             try:
                 self.websocket.close(code, reason)
             except TransportFail:
-                pass  # the reader sees the broken socket and reports the session
+                pass  # the reader gets the socket error and reports the session
 
     def disconnect(self) -> None:
         """Close the connection (code 1000), stop reconnecting, and end the reader greenlet.
