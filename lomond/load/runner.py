@@ -149,6 +149,7 @@ class LoadRunner:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     log.warning("the run took longer than planned (%.1f s): stopping it", config.planned_seconds)
+                    self.details["stopped_at_planned_time"] = True
                     break
                 self._wake.wait(min(remaining, SAMPLE_INTERVAL))
 
