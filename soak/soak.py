@@ -40,7 +40,7 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
@@ -73,8 +73,6 @@ def serve(log_path: str) -> None:
     """Run the test server until stdin closes; append one JSON line per connection to ``log_path``."""
     from lomond.testing import ConnectionClosed, steps
     from lomond.testing.server import Server
-
-    log_file = open(log_path, "a", buffering=1)
 
     def script(conn: Any) -> None:
         attempt = conn.request.header("X-Soak-Attempt") or "unknown"
@@ -140,13 +138,13 @@ def serve(log_path: str) -> None:
             ]
             log_file.write(json.dumps(record) + "\n")
 
-    server = Server(script, request_timeout=30)
-    server.start()
-    print(f"PORT {server.port}", flush=True)
-    # Serve until the parent closes stdin; the read does not block the hub.
-    gevent.get_hub().threadpool.spawn(sys.stdin.read).get()
-    server.stop(timeout=10)
-    log_file.close()
+    with open(log_path, "a", buffering=1) as log_file:
+        server = Server(script, request_timeout=30)
+        server.start()
+        print(f"PORT {server.port}", flush=True)
+        # Serve until the parent closes stdin; the read does not block the hub.
+        gevent.get_hub().threadpool.spawn(sys.stdin.read).get()
+        server.stop(timeout=10)
 
 
 # --- client side ----------------------------------------------------------------

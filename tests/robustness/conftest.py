@@ -13,7 +13,6 @@ from lomond.testing import Server, scaled, steps
 def warm_hub() -> None:
     """Run one clean connection first, so that the hub's own descriptors and
     threads (event loop, resolver, thread pool) exist before any leak snapshot."""
-    with Server([steps.accept(), steps.close(1000)]) as server:
-        with gevent.Timeout(scaled(5)):
-            for _event in WebSocket(server.url, proxies={}).connect(poll=0, ping_rate=0):
-                pass
+    with Server([steps.accept(), steps.close(1000)]) as server, gevent.Timeout(scaled(5)):
+        for _event in WebSocket(server.url, proxies={}).connect(poll=0, ping_rate=0):
+            pass

@@ -21,7 +21,7 @@ from lomond.protocol.extensions import parse_extensions
 
 from .wire import feed_all, new_connection, open_connection, upgrade_response
 
-__all__ = ["TARGETS", "feed_frames", "feed_handshake", "feed_extensions", "feed_deflate"]
+__all__ = ["TARGETS", "feed_deflate", "feed_extensions", "feed_frames", "feed_handshake"]
 
 
 def _chunks(data: bytes, size_byte: int) -> list[bytes]:

@@ -38,6 +38,7 @@ def test_autobahn_subset_passes() -> None:
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "cases passed" in result.stdout

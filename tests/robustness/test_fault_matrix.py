@@ -217,8 +217,9 @@ MATRIX = [
         "protocol_error", r"reserved opcode"),
     Row("closing", "masked-frame", CLOSING + [steps.masked_frame(), steps.never_answer()],
         "protocol_error", r"masked"),
-    # The server answers the close frame but keeps TCP open: the client
-    # waits at most its close timeout for the FIN, then closes TCP itself.
+    # The server replies to the close frame but keeps TCP open. The client
+    # waits for the FIN at most its close timeout (and at most 2 s), then
+    # closes TCP itself.
     Row("closing", "slow-tcp-close", CLOSING + [steps.slow_close(scaled(10)), steps.close(1000)], None,
         r"^closed$", budget=CLOSE_TIMEOUT + QUICK, graceful=True),
 

@@ -36,7 +36,7 @@ def test_eight_threads_send_while_loop_receives() -> None:
     before = take_snapshot()
     with Server() as server:
         websocket = WebSocket(server.url, proxies={})
-        errors: list[BaseException] = []
+        errors: list[Exception] = []
         ready = threading.Event()
 
         def send_numbered(thread_number: int) -> None:
@@ -44,7 +44,7 @@ def test_eight_threads_send_while_loop_receives() -> None:
             try:
                 for count in range(MESSAGES_PER_THREAD):
                     websocket.send_text(f"{thread_number}:{count}")
-            except BaseException as error:  # reported by the assertions below
+            except Exception as error:  # noqa: BLE001  (reported by the assertions below)
                 errors.append(error)
 
         threads = [threading.Thread(target=send_numbered, args=(n,), daemon=True) for n in range(THREADS)]
@@ -105,12 +105,12 @@ def test_thread_send_not_open_raises(when: str) -> None:
             with gevent.Timeout(scaled(10)):
                 for _event in websocket.connect(poll=0, ping_rate=0):
                     pass
-    outcome: list[BaseException] = []
+    outcome: list[Exception] = []
 
     def send() -> None:
         try:
             websocket.send_text("not open")
-        except BaseException as error:  # checked below
+        except Exception as error:  # noqa: BLE001  (checked below)
             outcome.append(error)
 
     thread = threading.Thread(target=send, daemon=True)

@@ -19,12 +19,12 @@ from lomond.protocol.url import parse_url
 
 __all__ = [
     "KEY",
-    "new_connection",
-    "open_connection",
-    "upgrade_response",
-    "server_frame",
     "deflate_message",
     "feed_all",
+    "new_connection",
+    "open_connection",
+    "server_frame",
+    "upgrade_response",
 ]
 
 # The Sec-WebSocket-Key bytes of every test handshake, so responses are exact.
