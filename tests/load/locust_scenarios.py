@@ -107,7 +107,20 @@ def main():
         echo.on_stop()
         silent.on_stop()
 
-        # 4. request() without reply_key is a usage error.
+        # 4. The push hooks: push_name names the entry, and on_message gets the event.
+        handled = []
+        hooked = make_user(
+            environment, "hooked", server.url_for("/echo"),
+            push_name=lambda self, event: f"pushed {event.text}",
+            on_message=lambda self, event: handled.append(event.text),
+        )
+        hooked.on_start()
+        hooked.send("news", name="send")
+        wait_until(lambda: handled)
+        hooked.on_stop()
+        print(f"on_message received {handled}")
+
+        # 5. request() without reply_key is a usage error.
         plain = type("Plain", (WebSocketUser,), {"url": server.url_for("/echo"), "abstract": False})(environment)
         plain.on_start()
         try:
@@ -116,7 +129,7 @@ def main():
             print(f"usage error: {error}")
         plain.on_stop()
 
-        # 5. Reconnecting with back-off after drops, until the user stops.
+        # 6. Reconnecting with back-off after drops, until the user stops.
         persistent = make_user(
             environment, "persistent", server.url_for("/drop"), reconnect=True, reconnect_min_wait=0.05, reconnect_max_wait=0.1
         )
@@ -124,7 +137,7 @@ def main():
         wait_until(lambda: len(entries("persistent", "connect")) >= 3)
         persistent.on_stop()
 
-        # 6. Stopped during the handshake: the connection closes at Ready.
+        # 7. Stopped during the handshake: the connection closes at Ready.
         slow = make_user(environment, "slow", server.url_for("/slow-accept"), reconnect=True)
         slow.connect(timeout=0.1)
         stop_started = time.monotonic()

@@ -209,6 +209,10 @@ def test_locust_failure_reports():
     (ask,) = [r for r in records if r["name"] == "ask"]
     assert 900 <= ask["ms"] < 2000
 
+    # The push hooks.
+    assert errors("hooked", "pushed news") == [None]
+    assert "on_message received ['news']" in result.stdout
+
     # request() needs reply_key.
     assert "usage error: Plain.request() needs a reply_key() method" in result.stdout
 
