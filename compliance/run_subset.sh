@@ -28,13 +28,13 @@ for section in 12.1 12.2 12.3 12.4 12.5 13.1 13.2 13.3 13.4 13.5 13.6 13.7; do
 done
 CASES="${1:-$SUBSET}"
 
-if [ ! -x "$AUTOBAHN_DIR/run-client.sh" ]; then
+if [ ! -f "$AUTOBAHN_DIR/run-client.sh" ]; then
     echo "run_subset: no Autobahn|Testsuite runner at $AUTOBAHN_DIR (set AUTOBAHN_DIR)" >&2
     exit 2
 fi
 if [ ! -x "$AUTOBAHN_VENV/bin/wstest" ]; then
     echo "run_subset: building the fuzzingserver in $AUTOBAHN_VENV" >&2
-    "$AUTOBAHN_DIR/setup.sh" >&2 || { echo "run_subset: setup.sh failed" >&2; exit 2; }
+    bash "$AUTOBAHN_DIR/setup.sh" >&2 || { echo "run_subset: setup.sh failed" >&2; exit 2; }
 fi
 
 OUTDIR="$(mktemp -d "${TMPDIR:-/tmp}/lomond-autobahn.XXXXXX")"
@@ -43,7 +43,7 @@ trap 'rm -rf "$OUTDIR"' EXIT
 # Bounds: a stuck client is killed after 60 s without a new case, and the
 # whole run after 5 minutes.
 IDLE_TIMEOUT=60 CASE_TIMEOUT=60 RUN_TIMEOUT=300 \
-    "$AUTOBAHN_DIR/run-client.sh" "$PYTHON $HERE/testee.py" "$OUTDIR" "$CASES" | tail -3
+    bash "$AUTOBAHN_DIR/run-client.sh" "$PYTHON $HERE/testee.py" "$OUTDIR" "$CASES" | tail -3
 
 "$PYTHON" - "$OUTDIR/summary.json" "$OUTDIR/server.log" <<'EOF'
 import json

@@ -52,6 +52,10 @@ READ_SIZE = 256 * 1024
 # server close TCP first; lomond waits at most this long for it.
 _FINAL_EOF_WAIT = 2.0
 
+class _WriteStalled(Exception):
+    """Raised inside _sendall() when the socket took no byte for the ping timeout."""
+
+
 # A send handed over from another OS thread gives up after this long.
 _THREAD_SEND_TIMEOUT = 60.0
 
@@ -72,6 +76,10 @@ class WebSocketSession:
         self._write_lock = Semaphore()
         self._start_time = time.monotonic()
         self._close_time: float | None = None
+        # Set by run(): bounds a write that makes no progress (None: no bound).
+        self._ping_timeout: float | None = None
+        # Why _sendall() dropped the connection, for the Disconnected event.
+        self._drop_reason: str | None = None
         self._ping_time: float | None = None
         self._thread_id = _get_thread_id()
         self._hub = gevent.get_hub()
@@ -99,10 +107,35 @@ class WebSocketSession:
         if sock is None:
             raise WebSocketClosed("the WebSocket is not connected")
         with self._write_lock:
-            try:
+            self._sendall(sock, data)
+
+    def _sendall(self, sock: Any, data: bytes) -> None:
+        """Write all of ``data``; call with the write lock held.
+
+        Without a ping timeout, a full socket buffer blocks the caller until
+        the server reads (back-pressure). With one, a write that cannot pass
+        a single byte to the socket for that long drops the connection,
+        because the frame is then cut short on the wire.
+        """
+        stall_timeout = self._ping_timeout
+        try:
+            if not stall_timeout:
                 sock.sendall(data)
-            except OSError as error:
-                raise TransportFail(f"send failed ({error})") from None
+                return
+            view = memoryview(data)
+            while view:
+                with gevent.Timeout(stall_timeout, _WriteStalled):
+                    sent = sock.send(view)
+                view = view[sent:]
+        except _WriteStalled:
+            self._drop_reason = (
+                f"send timed out: the server read nothing for {stall_timeout:g}s (ping_timeout)"
+            )
+            log.info("%s: %s", self.websocket.safe_url, self._drop_reason)
+            self.close()
+            raise TransportFail(self._drop_reason) from None
+        except OSError as error:
+            raise TransportFail(f"send failed ({error})") from None
 
     def send(self, build: Any, *args: Any) -> None:
         """Build a frame with ``build(*args)`` and write it, both under the write lock.
@@ -114,7 +147,7 @@ class WebSocketSession:
         if sock is None or self.connection is None:
             # Checked before any hand-over too: once the session has ended,
             # the iterating thread may no longer run the hub that would
-            # have to answer a send from another thread.
+            # have to run a send from another thread.
             raise WebSocketUnavailable("the WebSocket is not connected")
         if _get_thread_id() != self._thread_id:
             self._send_from_thread(build, *args)
@@ -123,10 +156,7 @@ class WebSocketSession:
             data = build(*args)
             if not data:
                 return
-            try:
-                sock.sendall(data)
-            except OSError as error:
-                raise TransportFail(f"send failed ({error})") from None
+            self._sendall(sock, data)
 
     def _send_from_thread(self, build: Any, *args: Any) -> None:
         """Hand a send from another OS thread to this connection's hub and wait for it."""
@@ -227,6 +257,7 @@ class WebSocketSession:
         wall = time.time
         monotonic = time.monotonic
         self._disconnect_reason = "closed"
+        self._ping_timeout = ping_timeout
 
         # 1. TCP, proxy and TLS.
         yield from self._connect()
@@ -326,7 +357,7 @@ class WebSocketSession:
 
                 # 3b. Wait for data or the deadline.
                 if self._sock is None:
-                    reason = "socket closed"
+                    reason = self._drop_reason or "socket closed"
                     break
                 data = None
                 try:
@@ -336,7 +367,7 @@ class WebSocketSession:
                     with gevent.Timeout(max(deadline - monotonic(), 0.0), False):
                         data = sock.recv(READ_SIZE)
                 except OSError as error:
-                    reason = f"socket error ({error})"
+                    reason = self._drop_reason or f"socket error ({error})"
                     log.info("%s: %s", websocket.safe_url, reason)
                     if connection.state is State.CONNECTING:
                         # The same failure as an EOF here: no WebSocket yet.

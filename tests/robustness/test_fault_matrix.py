@@ -39,6 +39,7 @@ import gevent
 import pytest
 
 from lomond import WebSocket, events
+from lomond.errors import TransportFail
 from lomond.persist import persist
 from lomond.testing import ConnectProxy, Server, scaled, steps
 from lomond.testing.frames import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT
@@ -52,6 +53,9 @@ CLOSE_TIMEOUT = 1.0
 PING_RATE = 0.2
 PING_TIMEOUT = 1.0
 MAX_MESSAGE_SIZE = 1024
+# More than loopback's socket buffers hold, so that a send to a server that
+# does not read cannot complete.
+LARGE_SEND = 32 * 1024 * 1024
 
 # The time units a fault that involves no timeout may take.
 QUICK = 1.0
@@ -73,6 +77,8 @@ class Row:
     target: str = "kit"
     # Shaping rows (slow or sliced TCP) end with a clean close, not a fault.
     graceful: bool = False
+    # Bytes the client sends from its loop body on Ready (0: none).
+    client_sends: int = 0
 
     @property
     def id(self) -> str:
@@ -140,6 +146,10 @@ MATRIX = [
         budget=PING_RATE + PING_TIMEOUT + QUICK),
     Row("open", "no-pong", [steps.accept(), steps.no_pong(), steps.hold()], "unresponsive", r"no pong",
         budget=PING_RATE + PING_TIMEOUT + QUICK),
+    # The send fills the socket buffers and blocks; the ping timeout also
+    # bounds a send that makes no progress.
+    Row("open", "stall-while-sending", [steps.accept(), steps.stall()], None, r"send .*timed out",
+        budget=PING_TIMEOUT + QUICK, client_sends=LARGE_SEND),
     Row("open", "invalid-utf8", [steps.accept(), steps.invalid_utf8()], "protocol_error", r"not valid UTF-8"),
     Row("open", "reserved-bits", [steps.accept(), steps.reserved_bits()], "protocol_error", r"reserved bit"),
     Row("open", "rsv1-without-extension", [steps.accept(), steps.reserved_bits(rsv1=True, rsv2=False)],
@@ -273,7 +283,7 @@ def new_websocket(url: str, ssl_context: Any = None, proxies: dict[str, str] | N
 
 def connect_options(row: Row) -> dict[str, Any]:
     """Return the connect() options of a row: pings only where a stall must be noticed."""
-    pings = row.failure == "unresponsive"
+    pings = row.failure == "unresponsive" or row.client_sends > 0
     return {
         "poll": 0,
         "ping_rate": scaled(PING_RATE) if pings else 0,
@@ -289,6 +299,9 @@ def run_session(websocket: WebSocket, row: Row) -> list[events.Event]:
         received.append(event)
         if event.name == "ready" and row.state == "closing":
             websocket.close()
+        if event.name == "ready" and row.client_sends:
+            with pytest.raises(TransportFail):
+                websocket.send_binary(bytes(row.client_sends))
     return received
 
 
