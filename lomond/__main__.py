@@ -158,11 +158,10 @@ def run_embedded(args: argparse.Namespace) -> int:
     try:
         from .testing import Server
     except ImportError as error:
-        print(
-            f"error: the embedded server needs the testing extra ({error});"
-            " install it with: pip install 'lomond[testing]'",
-            file=sys.stderr,
-        )
+        # MissingExtra already names the install command; a plain
+        # ImportError does not.
+        hint = "" if "pip install" in str(error) else "; install it with: pip install 'lomond[testing]'"
+        print(f"error: the embedded server is not available ({error}){hint}", file=sys.stderr)
         return 2
     from .websocket import WebSocket
 

@@ -161,7 +161,7 @@ def describe_ssl_error(error: BaseException, host: str) -> str:
         if code in _UNKNOWN_CA:
             return (
                 f"TLS certificate of {host} is signed by an unknown CA ({detail});"
-                " pass ssl_cafile= with the CA certificate that signed it"
+                " pass that CA's certificate (ssl_cafile=, or --cafile on the command line)"
             )
         if code in _WRONG_HOST:
             return (

@@ -129,6 +129,8 @@ def persist(
                     retry_after = parse_retry_after(response.get("retry-after"))
             yield event
         failures += 1
+        if exit_event.is_set():
+            return
         if max_retries is not None and failures > max_retries:
             log.warning(
                 "%r: giving up after %d reconnect attempts without a handshake",

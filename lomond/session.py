@@ -408,6 +408,8 @@ class WebSocketSession:
             for event in received:
                 if event.name == "pong":
                     self._ping_time = None
+                    if event.latency is not None:  # type: ignore[attr-defined]
+                        websocket.latency = event.latency  # type: ignore[attr-defined]
                 yield event
             # Drop the last chunk and events before the next wait, so that an
             # idle connection keeps neither.

@@ -28,7 +28,7 @@ __all__ = ["main"]
 def build_parser() -> argparse.ArgumentParser:
     """Build the parser of the ``serve`` options."""
     parser = argparse.ArgumentParser(
-        prog="lomond serve",
+        prog="python -m lomond serve",
         description="Run lomond's scriptable WebSocket test server until interrupted (Ctrl+C).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; ::1 for IPv6)")

@@ -109,3 +109,18 @@ def test_ping_from_server_is_answered(peer_url):
     if peer != "gevent-websocket":
         assert "pong hello" in [event.text for event in seen if event.name == "text"]
     assert seen[-1].name == "disconnected"
+
+
+def test_websocket_latency_follows_pongs(peer_url):
+    _, url = peer_url
+    websocket = WebSocket(url)
+    assert websocket.latency is None
+
+    def on_event(ws, event, seen):
+        if event.name == "pong":
+            ws.close()
+
+    seen = run_session(websocket, lambda ws: ws.send_ping(b"rtt"), on_event)
+    pong = next(event for event in seen if event.name == "pong")
+    assert websocket.latency == pong.latency
+    assert websocket.latency is not None and websocket.latency >= 0
