@@ -1,0 +1,271 @@
+"""Bad arguments: each must raise a clear, specific error, early and without freezing the process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import gevent
+import pytest
+
+from lomond import WebSocket
+from lomond.errors import InvalidURL, UsageError, WebSocketUnavailable
+from lomond.testing import Server, steps
+
+from .conftest import assert_one_disconnected, collect
+
+URL = "ws://127.0.0.1:9/"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ws://", "ws://:80", "ws://host:99999", "ws://[::1", "http://host/", "ws://ho st/", "ws://host:0"],
+)
+def test_url_invalid_raises_invalid_url(url: str) -> None:
+    with pytest.raises(InvalidURL):
+        WebSocket(url)
+
+
+def test_url_password_with_at_sign() -> None:
+    websocket = WebSocket("wss://user:pa@ss@host/")
+
+    assert websocket.host == "host"
+    assert websocket.parsed_url.password == "pa@ss"
+    assert "pa@ss" not in repr(websocket)
+
+
+def test_url_unicode_host_uses_idna() -> None:
+    websocket = WebSocket("ws://\u2603.example/")
+
+    assert websocket.host == "xn--n3h.example"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="InvalidURL message is \"invalid port in 'ws://user:se/cret@host/'\": the redaction"
+    " stops at the first '/', so a password containing '/' is shown",
+)
+def test_url_error_hides_password_with_slash() -> None:
+    with pytest.raises(InvalidURL) as caught:
+        WebSocket("ws://user:se/cret@host/")
+
+    assert "se/cret" not in str(caught.value)
+    assert "cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"agent": "lomond\r\nX-Injected: 1"},
+        {"agent": 5},
+        {"origin": "http://a\r\nX-Injected: 1"},
+        {"protocols": ["chat\r\nX-Injected: 1"]},
+        {"headers": {"Host": "evil.example"}},
+        {"headers": {"Sec-WebSocket-Key": "AAAAAAAAAAAAAAAAAAAAAA=="}},
+    ],
+    ids=["agent-crlf", "agent-int", "origin-crlf", "protocol-crlf", "header-host", "header-key"],
+)
+@pytest.mark.xfail(
+    strict=True,
+    reason="WebSocket() accepts it; the check runs only after the TCP connect and is reported"
+    " as Disconnected('internal error in lomond (InvalidHeader(...))') with an ERROR"
+    " log 'lomond bug'",
+)
+def test_constructor_rejects_bad_header_input(options: dict) -> None:
+    with pytest.raises(UsageError):
+        WebSocket(URL, **options)
+
+
+def test_bad_header_input_not_reported_as_lomond_bug(debug_logs: list[str]) -> None:
+    """Whatever the timing of the check, bad user input is not an internal error."""
+    with Server([steps.accept(), steps.close(1000)]) as server:
+        try:
+            websocket = WebSocket(server.url, proxies={}, agent="lomond\r\nX-Injected: 1")
+        except UsageError:
+            return
+        found = collect(websocket)
+
+    assert_one_disconnected(found)
+    assert "internal error" not in found[-1].reason
+    assert not [line for line in debug_logs if "lomond bug" in line]
+
+
+test_bad_header_input_not_reported_as_lomond_bug = pytest.mark.xfail(
+    strict=True,
+    reason="Disconnected reason is \"internal error in lomond (InvalidHeader(\"invalid value for"
+    " header 'User-Agent': it contains CR, LF or NUL\"))\" and 'lomond bug' is logged at ERROR",
+)(test_bad_header_input_not_reported_as_lomond_bug)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="callable headers returning a CR/LF value end the stream with Disconnected("
+    "'internal error in lomond (InvalidHeader(...))') and an ERROR log 'lomond bug'",
+)
+def test_callable_headers_bad_value_not_internal_error(debug_logs: list[str]) -> None:
+    with Server([steps.accept(), steps.close(1000)]) as server:
+        websocket = WebSocket(server.url, proxies={}, headers=lambda: {"X-Token": "a\r\nb"})
+        found = collect(websocket)
+
+    assert_one_disconnected(found)
+    assert "internal error" not in found[-1].reason
+    assert not [line for line in debug_logs if "lomond bug" in line]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="protocols='chat' is split into the subprotocols ['c', 'h', 'a', 't'] without an error",
+)
+def test_protocols_str_not_split_into_letters() -> None:
+    try:
+        websocket = WebSocket(URL, protocols="chat")
+    except (UsageError, TypeError):
+        return
+
+    assert websocket.protocols == ["chat"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="headers='abc' raises ValueError('not enough values to unpack (expected 2, got 1)')",
+)
+def test_headers_str_gives_clear_error() -> None:
+    with pytest.raises(UsageError) as caught:
+        WebSocket(URL, headers="abc")
+
+    assert "header" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["connect_timeout", "handshake_timeout"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+@pytest.mark.xfail(strict=True, reason="the constructor accepts NaN and infinite timeouts")
+def test_constructor_rejects_non_finite_timeout(name: str, value: float) -> None:
+    with pytest.raises(UsageError):
+        WebSocket(URL, **{name: value})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="with handshake_timeout=nan and a server that never answers, the stream stays"
+    " at Connected forever: the handshake deadline never passes",
+)
+def test_nan_handshake_timeout_never_hangs() -> None:
+    with Server([steps.never_answer()]) as server:
+        try:
+            websocket = WebSocket(server.url, proxies={}, handshake_timeout=float("nan"))
+        except UsageError:
+            return
+        found = collect(websocket, timeout=2)
+
+    assert_one_disconnected(found)
+
+
+@pytest.mark.parametrize("name", ["poll", "ping_rate", "ping_timeout", "close_timeout"])
+@pytest.mark.xfail(strict=True, reason="connect() accepts NaN for every timing option")
+def test_connect_rejects_nan(name: str) -> None:
+    with pytest.raises(UsageError):
+        WebSocket(URL).connect(**{name: float("nan")})
+
+
+_POLL_NAN_SCRIPT = textwrap.dedent(
+    """
+    import gevent
+    from lomond import WebSocket
+    from lomond.errors import UsageError
+    from lomond.testing import Server, steps
+
+    with Server([steps.accept(), steps.delay(0.2), steps.close(1000)]) as server:
+        websocket = WebSocket(server.url, proxies={})
+        try:
+            events = websocket.connect(poll=float("nan"), ping_rate=0)
+        except UsageError:
+            raise SystemExit(0)
+        with gevent.Timeout(1, False):
+            for event in events:
+                pass
+    """
+)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="connect(poll=nan) freezes the whole gevent hub after Ready: even an outer"
+    " gevent.Timeout never fires, so the process hangs",
+)
+def test_poll_nan_does_not_freeze_process() -> None:
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _POLL_NAN_SCRIPT], timeout=4, capture_output=True
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process hung for 4s with connect(poll=nan)")
+
+    assert result.returncode == 0, result.stderr.decode()[-500:]
+
+
+def test_send_before_connect_raises_unavailable() -> None:
+    websocket = WebSocket(URL)
+
+    with pytest.raises(WebSocketUnavailable):
+        websocket.send_text("early")
+    with pytest.raises(WebSocketUnavailable):
+        websocket.send_ping(b"early")
+    websocket.close()
+
+
+def _open_and(action, timeout: float = 5.0):
+    """Run ``action(websocket)`` on the Ready event of an echo connection, and return what it raised."""
+    outcome = []
+    with Server([steps.accept(), steps.echo()]) as server:
+        websocket = WebSocket(server.url, proxies={})
+        with gevent.Timeout(timeout):
+            for event in websocket.connect(poll=0, ping_rate=0, close_timeout=1):
+                if event.name == "ready":
+                    try:
+                        action(websocket)
+                    except Exception as error:
+                        outcome.append(error)
+                    websocket.close()
+    return outcome[0] if outcome else None
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        (lambda ws: ws.send_ping(b"x" * 126), ValueError),
+        (lambda ws: ws.send_ping("text"), TypeError),
+        (lambda ws: ws.send_binary("text"), TypeError),
+        (lambda ws: ws.close(999), ValueError),
+        (lambda ws: ws.close(1005), ValueError),
+        (lambda ws: ws.close(5000), ValueError),
+        (lambda ws: ws.close(1000, "x" * 124), ValueError),
+    ],
+    ids=["ping-126", "ping-str", "binary-str", "close-999", "close-1005", "close-5000", "reason-124"],
+)
+def test_send_bad_argument_raises(action, expected) -> None:
+    error = _open_and(action)
+
+    assert isinstance(error, expected), repr(error)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="close('1000') raises TypeError(\"'<=' not supported between instances of 'int'"
+    " and 'str'\"), which names neither the argument nor the fix",
+)
+def test_close_str_code_names_argument() -> None:
+    error = _open_and(lambda ws: ws.close("1000"))
+
+    assert isinstance(error, (TypeError, ValueError)), repr(error)
+    assert "code" in str(error)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="close(1000, 5) raises AttributeError(\"'int' object has no attribute 'decode'\")",
+)
+def test_close_int_reason_raises_type_error() -> None:
+    error = _open_and(lambda ws: ws.close(1000, 5))
+
+    assert isinstance(error, TypeError), repr(error)
