@@ -269,3 +269,36 @@ def test_close_int_reason_raises_type_error() -> None:
     error = _open_and(lambda ws: ws.close(1000, 5))
 
     assert isinstance(error, TypeError), repr(error)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an exception raised by the trace callable ends the stream with"
+    " Disconnected('internal error in lomond (ZeroDivisionError(...))') and an ERROR"
+    " log 'lomond bug'",
+)
+def test_trace_callable_error_not_lomond_bug(debug_logs: list[str]) -> None:
+    def trace(record: dict) -> None:
+        raise ZeroDivisionError("from the trace callable")
+
+    with Server([steps.accept(), steps.close(1000)]) as server:
+        websocket = WebSocket(server.url, proxies={}, trace=trace)
+        try:
+            found = collect(websocket)
+        except ZeroDivisionError:
+            return
+
+    assert not [line for line in debug_logs if "lomond bug" in line]
+    assert "internal error" not in found[-1].reason
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the ConnectFail reason for ws://[::1]:1/ is 'connection to ::1:1 failed (...)',"
+    " where the port cannot be told from the address",
+)
+def test_ipv6_connect_fail_brackets_address() -> None:
+    found = collect(WebSocket("ws://[::1]:1/", proxies={}))
+
+    assert_one_disconnected(found)
+    assert "[::1]:1" in found[-1].reason

@@ -12,6 +12,7 @@ from lomond.errors import WebSocketUnavailable
 from lomond.testing import Server, steps
 
 from .conftest import assert_one_disconnected, collect, open_fds
+from .rawserver import RawServer, accept_response, read_request
 
 
 class LoopBodyError(Exception):
@@ -176,3 +177,31 @@ def test_server_close_while_client_closes() -> None:
                     websocket.close()
 
     assert_one_disconnected(found)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="close() from another greenlet blocks on the write lock held by a send stuck on"
+    " a server that reads nothing; the state stays OPEN, close_timeout=1 never starts,"
+    " and the stream is still open 3s later",
+)
+def test_close_while_send_blocked_respects_close_timeout() -> None:
+    def handler(sock) -> None:
+        request = read_request(sock)
+        sock.sendall(accept_response(request))
+        gevent.sleep(5)
+
+    names = []
+    with RawServer(handler) as server:
+        websocket = WebSocket(server.url, proxies={})
+        workers = []
+        with gevent.Timeout(3, False):
+            for event in websocket.connect(poll=0, ping_rate=0, close_timeout=1):
+                names.append(event.name)
+                if event.name == "ready":
+                    workers.append(gevent.spawn(websocket.send_binary, b"x" * (32 * 1024 * 1024)))
+                    gevent.sleep(0.2)
+                    workers.append(gevent.spawn(websocket.close))
+        gevent.killall(workers, timeout=1)
+
+    assert names[-1:] == ["disconnected"], names
