@@ -28,7 +28,7 @@ def collect(websocket: WebSocket, timeout: float = 5.0, **options: Any) -> list[
     try:
         with gevent.Timeout(timeout):
             for event in websocket.connect(**options):
-                found.append(event)
+                found.append(event)  # noqa: PERF402 - keeps the events seen before a timeout
     except gevent.Timeout:
         raise AssertionError(
             f"the stream did not end within {timeout}s: {[event.name for event in found]}"

@@ -37,13 +37,23 @@ def accept_response(request: bytes, extra: bytes = b"") -> bytes:
     accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
     return (
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n" + extra + b"\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+        + accept
+        + b"\r\n"
+        + extra
+        + b"\r\n"
     )
 
 
-def frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv1: bool = False) -> bytes:
+def frame(
+    opcode: int, payload: bytes = b"", fin: bool = True, rsv1: bool = False
+) -> bytes:
     """Build one unmasked server frame."""
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    first = opcode
+    if fin:
+        first |= 0x80
+    if rsv1:
+        first |= 0x40
     length = len(payload)
     if length < 126:
         header = struct.pack("!BB", first, length)
@@ -80,7 +90,7 @@ class RawServer:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.server.server_port}/"
 
-    def __enter__(self) -> RawServer:
+    def __enter__(self) -> RawServer:  # noqa: PYI034
         self.server.start()
         return self
 

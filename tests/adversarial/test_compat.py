@@ -13,7 +13,7 @@ from lomond.persist import persist
 from lomond.status import Status
 from lomond.testing import Server, steps
 
-from .conftest import assert_one_disconnected, collect
+from .conftest import assert_one_disconnected
 
 EVENT_NAMES = {
     "Connecting": "connecting",
@@ -54,13 +54,19 @@ def test_status_names_unchanged() -> None:
 
 
 def test_positional_constructor_and_connect_arguments() -> None:
-    with Server([steps.accept(), steps.send_text('{"a": 1}'), steps.close(1000)]) as server:
-        websocket = WebSocket(server.url, {}, ["chat"], "agent/1", False, True, None, None, None)
+    with Server(
+        [steps.accept(), steps.send_text('{"a": 1}'), steps.close(1000)]
+    ) as server:
+        websocket = WebSocket(
+            server.url, {}, ["chat"], "agent/1", False, True, None, None, None
+        )
         websocket.add_header(b"X-Custom", b"value")
-        found = []
         with gevent.Timeout(5):
-            for event in websocket.connect(WebSocket.connect.__defaults__[0], 0, 0, None, True, 1):
-                found.append(event)
+            found = list(
+                websocket.connect(
+                    WebSocket.connect.__defaults__[0], 0, 0, None, True, 1
+                )
+            )
 
     assert_one_disconnected(found)
     text = next(event for event in found if event.name == "text")
@@ -76,7 +82,12 @@ def test_persist_stops_on_exit_event_from_thread() -> None:
         found = []
         with gevent.Timeout(5):
             for event in persist(
-                websocket, poll=0, min_wait=0.05, max_wait=0.1, ping_rate=0, exit_event=exit_event
+                websocket,
+                poll=0,
+                min_wait=0.05,
+                max_wait=0.1,
+                ping_rate=0,
+                exit_event=exit_event,
             ):
                 found.append(event.name)
 
@@ -114,7 +125,8 @@ def test_websocketsession_name_importable() -> None:
 
 
 @pytest.mark.xfail(
-    strict=True, reason="lomond.constants (USER_AGENT in 0.3.4) is gone: ModuleNotFoundError"
+    strict=True,
+    reason="lomond.constants (USER_AGENT in 0.3.4) is gone: ModuleNotFoundError",
 )
 def test_constants_user_agent_importable() -> None:
     constants = importlib.import_module("lomond.constants")

@@ -19,7 +19,9 @@ from .rawserver import RawServer, accept_response, deflate, frame, read_request
 CLOSE_1000 = frame(8, struct.pack("!H", 1000))
 
 
-def run_raw(handler: Callable[[Any], None], timeout: float = 5.0, **options: Any) -> list[Any]:
+def run_raw(
+    handler: Callable[[Any], None], timeout: float = 5.0, **options: Any
+) -> list[Any]:
     """Connect to a raw server running ``handler``, check for leaks, and return the events."""
     before = open_fds()
     with RawServer(handler) as server:
@@ -77,13 +79,24 @@ def test_frames_in_same_segment_as_101() -> None:
     def handler(sock: Any) -> None:
         request = read_request(sock)
         sock.sendall(
-            accept_response(request) + frame(1, b"one") + frame(1, b"") + frame(2, b"") + CLOSE_1000
+            accept_response(request)
+            + frame(1, b"one")
+            + frame(1, b"")
+            + frame(2, b"")
+            + CLOSE_1000
         )
         gevent.sleep(0.2)
 
     found = run_raw(handler)
 
-    assert names(found)[:6] == ["connecting", "connected", "ready", "text", "text", "binary"]
+    assert names(found)[:6] == [
+        "connecting",
+        "connected",
+        "ready",
+        "text",
+        "text",
+        "binary",
+    ]
     assert [event.text for event in found if event.name == "text"] == ["one", ""]
 
 
@@ -91,7 +104,9 @@ def test_hundred_thousand_continuation_frames() -> None:
     def handler(sock: Any) -> None:
         request = read_request(sock)
         body = frame(1, b"a", fin=False) + frame(0, b"b", fin=False) * 100_000
-        sock.sendall(accept_response(request) + body + frame(0, b"", fin=True) + CLOSE_1000)
+        sock.sendall(
+            accept_response(request) + body + frame(0, b"", fin=True) + CLOSE_1000
+        )
         gevent.sleep(0.2)
 
     found = run_raw(handler)
@@ -108,7 +123,9 @@ def test_compressed_bomb_fails_with_limit() -> None:
         sock.sendall(accept_response(request, extension) + frame(2, body, rsv1=True))
         gevent.sleep(1)
 
-    found = run_raw(handler, websocket={"compress": True, "max_message_size": 1024 * 1024})
+    found = run_raw(
+        handler, websocket={"compress": True, "max_message_size": 1024 * 1024}
+    )
 
     assert "binary" not in names(found)
     assert "protocol_error" in names(found)
@@ -133,15 +150,28 @@ def test_ping_flood_answered_and_ended() -> None:
         [steps.accept(), steps.drop_mid_frame()],
         [steps.accept(), steps.huge_length()],
         [steps.accept(), steps.close_invalid_reason()],
-        [steps.accept(), steps.ignore_close(), steps.send_text("close now"), steps.hold()],
+        [
+            steps.accept(),
+            steps.ignore_close(),
+            steps.send_text("close now"),
+            steps.hold(),
+        ],
         [steps.reject(403)],
         [steps.send_garbage()],
         [steps.accept_wrong_key()],
         [steps.reset()],
     ],
     ids=[
-        "slicer-1", "reset", "drop-mid-frame", "huge-length", "bad-close-reason",
-        "ignore-close", "reject", "garbage", "wrong-key", "reset-before-101",
+        "slicer-1",
+        "reset",
+        "drop-mid-frame",
+        "huge-length",
+        "bad-close-reason",
+        "ignore-close",
+        "reject",
+        "garbage",
+        "wrong-key",
+        "reset-before-101",
     ],
 )
 def test_scripted_fault_ends_with_one_disconnected(script: list[Any]) -> None:

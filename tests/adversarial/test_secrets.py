@@ -38,10 +38,15 @@ def event_texts(found: list[Any]) -> list[str]:
 def test_credentials_absent_from_logs_events_reprs(debug_logs: list[str]) -> None:
     traces: list[dict] = []
     seen: list[str] = []
-    with Server([steps.accept(), steps.send_text("x"), steps.expect_text(), steps.close(1000)]) as server:
+    with Server(
+        [steps.accept(), steps.send_text("x"), steps.expect_text(), steps.close(1000)]
+    ) as server:
         url = server.url.replace("ws://", "ws://alice:s3cretPW@")
         websocket = WebSocket(
-            url, proxies={}, headers={"Authorization": "Bearer TOKEN123"}, trace=traces.append
+            url,
+            proxies={},
+            headers={"Authorization": "Bearer TOKEN123"},
+            trace=traces.append,
         )
         websocket.add_header(b"Cookie", b"sid=COOKIE9")
         found = []
@@ -50,7 +55,11 @@ def test_credentials_absent_from_logs_events_reprs(debug_logs: list[str]) -> Non
                 found.append(event)
                 if event.name == "text":
                     websocket.send_text("y")
-                    seen += [repr(websocket), repr(websocket.session), repr(websocket.parsed_url)]
+                    seen += [
+                        repr(websocket),
+                        repr(websocket.session),
+                        repr(websocket.parsed_url),
+                    ]
 
     assert_one_disconnected(found)
     assert leaked(debug_logs) == []
@@ -60,9 +69,13 @@ def test_credentials_absent_from_logs_events_reprs(debug_logs: list[str]) -> Non
 
 
 @pytest.mark.parametrize("scheme", ["http", "socks5"])
-def test_proxy_credentials_absent_when_proxy_down(scheme: str, debug_logs: list[str]) -> None:
+def test_proxy_credentials_absent_when_proxy_down(
+    scheme: str, debug_logs: list[str]
+) -> None:
     proxy = f"{scheme}://bob:PXsecret@127.0.0.1:{free_port()}"
-    websocket = WebSocket("ws://127.0.0.1:9/", proxies={"http": proxy, "https": proxy}, trace=True)
+    websocket = WebSocket(
+        "ws://127.0.0.1:9/", proxies={"http": proxy, "https": proxy}, trace=True
+    )
     found = collect(websocket)
 
     assert_one_disconnected(found)
@@ -74,7 +87,7 @@ def test_proxy_credentials_absent_when_proxy_down(scheme: str, debug_logs: list[
 @pytest.mark.xfail(
     strict=True,
     reason="a proxy password containing '/' is shown whole: ConnectFail and Disconnected"
-    " reasons, the INFO log and the trace record say \"invalid proxy URL"
+    ' reasons, the INFO log and the trace record say "invalid proxy URL'
     " 'http://bob:PX/secret@127.0.0.1:1' (Port could not be cast ...)\"",
 )
 def test_proxy_password_with_slash_absent(debug_logs: list[str]) -> None:
