@@ -4,7 +4,7 @@
 #
 # Usage: compliance/run_subset.sh [CASES]
 #
-# CASES defaults to SUBSET below (about a minute on a 2-core machine). The
+# CASES defaults to SUBSET below (under a minute on a 2-core machine). The
 # suite comes from AUTOBAHN_DIR (default: ../shared/autobahn next to the
 # repository). When the fuzzingserver's virtualenv AUTOBAHN_VENV (default
 # /tmp/autobahn-venv) is missing, the suite's setup.sh builds it from PyPI.

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 AUTOBAHN_DIR = Path(os.environ.get("AUTOBAHN_DIR", ROOT.parent / "shared" / "autobahn"))
 
-# The subset takes about a minute; the script's own bound is 5 minutes,
+# The subset takes under a minute; the script's own bound is 5 minutes,
 # plus about a minute to build the fuzzingserver on a fresh machine.
 TIMEOUT = 420
 
