@@ -14,6 +14,7 @@ from lomond.errors import InvalidURL, UsageError, WebSocketUnavailable
 from lomond.testing import Server, steps
 
 from .conftest import assert_one_disconnected, collect
+from .rawserver import RawServer
 
 URL = "ws://127.0.0.1:9/"
 
@@ -334,3 +335,45 @@ def test_ipv6_connect_fail_brackets_address() -> None:
 
     assert_one_disconnected(found)
     assert "[::1]:1" in found[-1].reason
+
+
+def _stall(sock) -> None:
+    gevent.sleep(2)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"proxies": "http://127.0.0.1:1"},
+        {"proxies": [1]},
+        {"proxies": {"https": 5}},
+        {"unix_socket": 5},
+        {"ssl_context": "not a context"},
+    ],
+    ids=[
+        "proxies-str",
+        "proxies-list",
+        "proxy-url-int",
+        "unix-socket-int",
+        "ssl-context-str",
+    ],
+)
+@pytest.mark.xfail(
+    strict=True,
+    reason="the constructor accepts the wrong type, and the connection then ends with"
+    " Disconnected('internal error in lomond (AttributeError(...))') or TypeError",
+)
+def test_wrong_type_option_gives_clear_error(
+    options: dict, debug_logs: list[str]
+) -> None:
+    with RawServer(_stall) as server:
+        url = server.url.replace("ws://", "wss://")
+        try:
+            websocket = WebSocket(url, **options)
+        except (UsageError, TypeError):
+            return
+        found = collect(websocket)
+
+    assert_one_disconnected(found)
+    assert "internal error" not in found[-1].reason
+    assert not [line for line in debug_logs if "lomond bug" in line]
