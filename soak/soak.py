@@ -14,7 +14,8 @@ response, a close frame that never gets a reply). Each client runs
 
 Both sides number their messages. Each attempt carries an
 ``X-Soak-Attempt`` header, and both sides record per attempt what they sent
-and received. At the end the client process checks:
+and received. Every 30 s, and at the end, the client process matches the
+attempts that ended with the server's log and checks:
 
 - each attempt ended with exactly one Disconnected event;
 - the server's messages arrived in order without gaps or duplicates, all
@@ -272,47 +273,106 @@ def run_client(
         closer.kill()
 
 
-def check(attempts: dict[str, Attempt], server_log: dict[str, dict[str, Any]]) -> tuple[dict[str, int], list[str]]:
-    """Match the client's attempts with the server's records; return counts and problems."""
-    counts: dict[str, int] = {}
-    problems: list[str] = []
-    for key, attempt in attempts.items():
-        if attempt.disconnects != 1:
-            problems.append(f"{key}: {attempt.disconnects} Disconnected events")
-        record = server_log.get(key)
-        if record is None:
-            # The connection never reached the server's script (for
-            # example, refused while the server was stopping).
-            counts["no server record"] = counts.get("no server record", 0) + 1
-            continue
+def check_attempt(key: str, attempt: Attempt, record: dict[str, Any]) -> list[str]:
+    """Return the problems of one attempt, given the server's record of it."""
+    problems = []
+    behaviour = record["behaviour"]
+    if attempt.disconnects != 1:
+        problems.append(f"{key}: {attempt.disconnects} Disconnected events")
+
+    # Server to client: in order, and complete unless the TCP connection
+    # was reset or the client gave up waiting.
+    if not attempt.in_order or attempt.received > record["sent"]:
+        problems.append(
+            f"{key} ({behaviour}): {attempt.received} server messages received out of order"
+            f" or more than the {record['sent']} sent"
+        )
+    elif behaviour in COMPLETE_DELIVERY and attempt.received != record["sent"]:
+        problems.append(
+            f"{key} ({behaviour}): received {attempt.received} of {record['sent']} server messages"
+            f" ({attempt.reason})"
+        )
+
+    # Client to server: every send that returned, in order.
+    if not record["in_order"] or record["received"] > attempt.sent:
+        problems.append(
+            f"{key} ({behaviour}): the server received {record['received']} client messages out of"
+            f" order or more than the {attempt.sent} sent"
+        )
+    elif attempt.graceful and record["received"] != attempt.sent:
+        problems.append(
+            f"{key} ({behaviour}): server received {record['received']} of {attempt.sent}"
+            " client messages on a clean close"
+        )
+    return problems
+
+
+class Ledger:
+    """Matches finished attempts with the server's log as the run goes, then forgets them.
+
+    Checking during the run keeps the client's memory bounded by the
+    attempts in flight, so that its resident size measures lomond and not
+    this bookkeeping.
+    """
+
+    def __init__(self, log_path: str) -> None:
+        self.log_file = open(log_path)  # noqa: SIM115  (read for the whole run)
+        self.partial = ""
+        self.records: dict[str, dict[str, Any]] = {}
+        self.totals = {
+            "attempts": 0, "ready": 0, "graceful": 0,
+            "server_sent": 0, "server_delivered": 0, "client_sent": 0, "client_delivered": 0,
+            "echoes": 0,
+        }
+        self.behaviours: dict[str, int] = {}
+        self.problems: list[str] = []
+        self.problem_count = 0
+
+    def read_log(self) -> None:
+        """Read the server records written since the last call."""
+        text = self.partial + self.log_file.read()
+        lines = text.split("\n")
+        self.partial = lines.pop()  # an unfinished last line, or ""
+        for line in lines:
+            if line:
+                record = json.loads(line)
+                self.records[record["attempt"]] = record
+
+    def settle(self, attempts: dict[str, Attempt], final: bool = False) -> None:
+        """Check each finished attempt that has a server record, and drop both."""
+        self.read_log()
+        for key in list(attempts):
+            attempt = attempts[key]
+            record = self.records.pop(key, None)
+            if record is None:
+                if not final:
+                    continue
+                # The connection never reached the server's script (for
+                # example, refused while the server was stopping).
+                record = {"behaviour": "no server record", "sent": 0, "received": 0, "in_order": True}
+            elif attempt.disconnects == 0 and not final:
+                self.records[key] = record
+                continue
+            del attempts[key]
+            self.count(key, attempt, record)
+
+    def count(self, key: str, attempt: Attempt, record: dict[str, Any]) -> None:
+        totals = self.totals
+        totals["attempts"] += 1
+        totals["ready"] += attempt.ready
+        totals["graceful"] += attempt.graceful
+        totals["server_sent"] += record["sent"]
+        totals["server_delivered"] += attempt.received
+        totals["client_sent"] += attempt.sent
+        totals["client_delivered"] += record["received"]
+        totals["echoes"] += attempt.echoes
         behaviour = record["behaviour"]
-        counts[behaviour] = counts.get(behaviour, 0) + 1
-
-        # Server to client: in order, and complete unless the TCP
-        # connection was reset or the client gave up waiting.
-        if not attempt.in_order or attempt.received > record["sent"]:
-            problems.append(
-                f"{key} ({behaviour}): {attempt.received} server messages received out of order"
-                f" or more than the {record['sent']} sent"
-            )
-        elif behaviour in COMPLETE_DELIVERY and attempt.received != record["sent"]:
-            problems.append(
-                f"{key} ({behaviour}): received {attempt.received} of {record['sent']} server messages"
-                f" ({attempt.reason})"
-            )
-
-        # Client to server: every send that returned, in order.
-        if not record["in_order"] or record["received"] > attempt.sent:
-            problems.append(
-                f"{key} ({behaviour}): the server received {record['received']} client messages out of"
-                f" order or more than the {attempt.sent} sent"
-            )
-        elif attempt.graceful and record["received"] != attempt.sent:
-            problems.append(
-                f"{key} ({behaviour}): server received {record['received']} of {attempt.sent}"
-                " client messages on a clean close"
-            )
-    return counts, problems
+        self.behaviours[behaviour] = self.behaviours.get(behaviour, 0) + 1
+        if behaviour == "no server record":
+            return
+        found = check_attempt(key, attempt, record)
+        self.problem_count += len(found)
+        self.problems.extend(found[: max(0, 50 - len(self.problems))])
 
 
 def main() -> int:
@@ -342,6 +402,9 @@ def main() -> int:
         return 1
     url = f"ws://127.0.0.1:{int(line.split()[1])}/soak"
 
+    # Opened before the baseline, so that its descriptor is in both counts.
+    ledger = Ledger(log_path)
+
     # Warm the hub (resolver thread pool, event loop) before the baseline.
     from lomond import WebSocket
     from lomond.errors import TransportFail
@@ -364,9 +427,10 @@ def main() -> int:
         clients.append(gevent.spawn_later(ramp_up * number / args.connections, run_client,
                                           number, url, stop, attempts, args.seed, websockets))
 
-    # Load phase: sample every 30 s.
+    # Load phase: settle finished attempts and sample every 30 s.
     while time.monotonic() - started < args.duration:
         gevent.sleep(min(30.0, args.duration - (time.monotonic() - started)))
+        ledger.settle(attempts)
         samples.append(sample(started))
         print(json.dumps(samples[-1]), flush=True)
 
@@ -387,14 +451,12 @@ def main() -> int:
     if server.stdin:
         server.stdin.close()
     server.wait(timeout=60)
-    server_log = {}
-    with open(log_path) as log_file:
-        for record_line in log_file:
-            record = json.loads(record_line)
-            server_log[record["attempt"]] = record
+    ledger.settle(attempts, final=True)
+    ledger.log_file.close()
     os.unlink(log_path)
 
-    counts, problems = check(attempts, server_log)
+    # Problems of the run as a whole; the ledger holds those of attempts.
+    problems: list[str] = []
     if stuck:
         problems.append(f"{len(stuck)} client greenlets did not end within 60 s of the stop")
     if end["fds"] != baseline["fds"]:
@@ -409,35 +471,29 @@ def main() -> int:
         if peak > steady * 1.10:
             problems.append(f"resident memory grew from {steady} KiB to {peak} KiB during the run")
 
-    matched = [(attempt, server_log[key]) for key, attempt in attempts.items() if key in server_log]
+    totals = ledger.totals
     report = {
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
         "connections": args.connections,
         "duration_s": args.duration,
         "seed": args.seed,
-        "attempts": len(attempts),
-        "ready": sum(1 for a in attempts.values() if a.ready),
-        "graceful": sum(1 for a in attempts.values() if a.graceful),
-        "behaviours": counts,
-        "server_messages": {
-            "sent": sum(record["sent"] for _, record in matched),
-            "delivered": sum(attempt.received for attempt, _ in matched),
-        },
-        "client_messages": {
-            "sent": sum(attempt.sent for attempt, _ in matched),
-            "delivered": sum(record["received"] for _, record in matched),
-        },
-        "echoes_received": sum(a.echoes for a in attempts.values()),
+        "attempts": totals["attempts"],
+        "ready": totals["ready"],
+        "graceful": totals["graceful"],
+        "behaviours": ledger.behaviours,
+        "server_messages": {"sent": totals["server_sent"], "delivered": totals["server_delivered"]},
+        "client_messages": {"sent": totals["client_sent"], "delivered": totals["client_delivered"]},
+        "echoes_received": totals["echoes"],
         "samples": samples,
-        "problems": problems[:50],
-        "problem_count": len(problems),
+        "problems": problems + ledger.problems,
+        "problem_count": len(problems) + ledger.problem_count,
     }
     text = json.dumps(report, indent=2)
     print(text)
     if args.report:
         with open(args.report, "w") as report_file:
             report_file.write(text + "\n")
-    return 0 if not problems else 1
+    return 0 if report["problem_count"] == 0 else 1
 
 
 if __name__ == "__main__":
