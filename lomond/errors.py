@@ -27,8 +27,10 @@ __all__ = [
     "InvalidURL",
     "InvalidHeader",
     "MissingExtra",
+    "FrameBuildError",
     "PeerError",
     "HandshakeError",
+    "CompressionParameterError",
     "ProtocolError",
     "CriticalProtocolError",
     "InvalidPayload",
@@ -71,6 +73,10 @@ class MissingExtra(UsageError, ImportError):
 # --- peer violations -------------------------------------------------------
 
 
+class FrameBuildError(UsageError):
+    """A frame cannot be built from the given arguments (a lomond 0.3 name)."""
+
+
 class PeerError(LomondError):
     """The server broke RFC 6455 or RFC 7692.
 
@@ -88,6 +94,10 @@ class PeerError(LomondError):
 
 class HandshakeError(PeerError):
     """The server's answer to the opening handshake is not a valid upgrade."""
+
+
+class CompressionParameterError(HandshakeError):
+    """The server's permessage-deflate parameters are invalid (a lomond 0.3 name)."""
 
 
 class ProtocolError(PeerError):

@@ -107,8 +107,10 @@ def persist(
     HTTP date) sets the wait instead, when ``respect_retry_after`` is True.
 
     The loop ends when ``exit_event`` (a ``threading.Event`` or
-    ``gevent.event.Event``) is set, or after ``max_retries`` reconnects in
-    a row without reaching Ready. Waits never block other greenlets.
+    ``gevent.event.Event``) is set: an open connection is closed at the
+    next event (at most ``poll`` seconds later) and no reconnect follows.
+    It also ends after ``max_retries`` reconnects in a row without reaching
+    Ready. Waits never block other greenlets.
     Extra keyword arguments go to :meth:`~lomond.websocket.WebSocket.connect`.
     """
     if exit_event is None:
@@ -128,6 +130,10 @@ def persist(
                 if response is not None:
                     retry_after = parse_retry_after(response.get("retry-after"))
             yield event
+            if exit_event.is_set() and websocket.is_active:
+                # Checked after every event, so at least every ``poll``
+                # seconds: close, and let the stream end with Disconnected.
+                websocket.close()
         failures += 1
         if exit_event.is_set():
             return

@@ -31,6 +31,7 @@ from .errors import (
     TransportFail,
     WebSocketClosed,
     WebSocketUnavailable,
+    UsageError,
 )
 from .net import REDIRECT_STATUSES, Transport, open_transport, resolve_redirect, same_host
 from .proxy import select_proxy
@@ -39,7 +40,7 @@ from .protocol.connection import ClientConnection, State
 if TYPE_CHECKING:
     from .websocket import WebSocket
 
-__all__ = ["WebSocketSession"]
+__all__ = ["WebSocketSession", "WebsocketSession"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,18 @@ _get_thread_id = get_original("_thread", "get_ident")
 _allocate_thread_lock = get_original("_thread", "allocate_lock")
 
 
+# The attribute that marks an exception thrown into the session's greenlet
+# during a wait, so that the outermost guard passes it on to the caller.
+_EXTERNAL = "_lomond_thrown_in_wait"
+
+
+def _mark_external(error: BaseException) -> None:
+    try:
+        setattr(error, _EXTERNAL, True)
+    except AttributeError:  # exception types with __slots__ and no __dict__
+        pass
+
+
 class WebSocketSession:
     """The I/O of one connection attempt of a :class:`~lomond.websocket.WebSocket`."""
 
@@ -81,6 +94,12 @@ class WebSocketSession:
         # Why _sendall() dropped the connection, for the Disconnected event.
         self._drop_reason: str | None = None
         self._ping_time: float | None = None
+        # Set by run(): how long close() may wait for the write lock.
+        self._close_timeout: float | None = None
+        # True once close() gave up on a connection still in its handshake.
+        self._aborted = False
+        # True once the stream yielded its Disconnected event.
+        self._ended = False
         self._thread_id = _get_thread_id()
         self._hub = gevent.get_hub()
         self._debug = log.isEnabledFor(logging.DEBUG)
@@ -136,12 +155,17 @@ class WebSocketSession:
             raise TransportFail(self._drop_reason) from None
         except OSError as error:
             raise TransportFail(f"send failed ({error})") from None
+        except BaseException as error:
+            _mark_external(error)
+            raise
 
-    def send(self, build: Any, *args: Any) -> None:
+    def send(self, build: Any, *args: Any, lock_timeout: float | None = None) -> None:
         """Build a frame with ``build(*args)`` and write it, both under the write lock.
 
         Building under the lock keeps compressed frames in the order of the
-        compressor's context (RFC 7692 context takeover).
+        compressor's context (RFC 7692 context takeover). With
+        ``lock_timeout``, a lock held that long by a stalled write drops the
+        connection and raises :class:`~lomond.errors.TransportFail`.
         """
         sock = self._sock
         if sock is None or self.connection is None:
@@ -152,11 +176,21 @@ class WebSocketSession:
         if _get_thread_id() != self._thread_id:
             self._send_from_thread(build, *args)
             return
-        with self._write_lock:
+        if lock_timeout and not self._write_lock.acquire(timeout=lock_timeout):
+            self._drop_reason = (
+                f"send timed out: another write stalled for {lock_timeout:g}s"
+            )
+            log.info("%s: %s", self.websocket.safe_url, self._drop_reason)
+            self.close()
+            raise TransportFail(self._drop_reason)
+        if not lock_timeout:
+            self._write_lock.acquire()
+        try:
             data = build(*args)
-            if not data:
-                return
-            self._sendall(sock, data)
+            if data:
+                self._sendall(sock, data)
+        finally:
+            self._write_lock.release()
 
     def _send_from_thread(self, build: Any, *args: Any) -> None:
         """Hand a send from another OS thread to this connection's hub and wait for it."""
@@ -192,6 +226,13 @@ class WebSocketSession:
 
     force_disconnect = close
 
+    def abort(self, reason: str) -> None:
+        """End a connection that has no WebSocket yet (still connecting or in its handshake)."""
+        self._aborted = True
+        self._drop_reason = reason
+        log.info("%s: %s", self.websocket.safe_url, reason)
+        self.close()
+
     # --- the event loop ------------------------------------------------------
 
     def run(
@@ -210,9 +251,13 @@ class WebSocketSession:
         try:
             yield from self._run(poll, ping_rate, ping_timeout, auto_pong, close_timeout)
         except Exception as error:
-            # The outermost guard: only a bug in lomond gets here (errors
-            # raised by the user's loop body never enter this generator).
-            # Log it once, and still end the stream with Disconnected.
+            # The outermost guard. An exception thrown into this greenlet
+            # while it waited (gevent.Timeout with an exception, kill()) and
+            # a UsageError from the user's own callables belong to the
+            # caller: they propagate unchanged. Anything else is a bug in
+            # lomond: log it once, and still end the stream with Disconnected.
+            if getattr(error, _EXTERNAL, False) or isinstance(error, UsageError):
+                raise
             log.exception("lomond bug: the event loop of %s failed", websocket.safe_url)
             if not self._ended:
                 self._ended = True
@@ -222,28 +267,41 @@ class WebSocketSession:
             websocket._on_session_end(self)
 
     def _connect(self) -> Iterator[events.Event]:
+        """Open TCP, proxy and TLS; on failure set the reason and leave ``_sock`` unset."""
         websocket = self.websocket
         websocket._emit_trace("connect_start")
+        proxy = select_proxy(websocket.parsed_url, websocket.proxies)
         try:
-            self.transport = open_transport(
-                websocket.parsed_url,
-                websocket.tls,
-                websocket.connect_timeout,
-                proxy=select_proxy(websocket.parsed_url, websocket.proxies),
+            transport = open_transport(
+                websocket.parsed_url, websocket.tls, websocket.connect_timeout, proxy=proxy
             )
         except ConnectFail as error:
+            if self._drop_reason is not None:
+                # close() was called while connecting: that is the reason.
+                self._disconnect_reason = self._drop_reason
+                return
             log.info("connect to %s failed: %s", websocket.safe_url, error)
             websocket._emit_trace("connect_fail", reason=str(error))
             self._disconnect_reason = str(error)
             yield events.ConnectFail(str(error), time.time())
             return
-        self._sock = self.transport.sock
+        except BaseException as error:
+            _mark_external(error)
+            raise
+
+        self.transport = transport
+        if self._drop_reason is not None:
+            # close() was called while connecting: give this connection up.
+            transport.sock.close()
+            self._disconnect_reason = self._drop_reason
+            return
+        self._sock = transport.sock
         # Writes block until done, which is the back-pressure on senders;
         # the loop bounds its own reads (see the wait in _run).
         self._sock.settimeout(None)
         log.info("connected to %s", websocket.safe_url)
-        websocket._emit_trace("connected", proxy=self.transport.proxy)
-        yield events.Connected(websocket.safe_url, self.transport.proxy, time.time())
+        websocket._emit_trace("connected", proxy=transport.proxy)
+        yield events.Connected(websocket.safe_url, transport.proxy, time.time())
 
     def _run(
         self,
@@ -258,6 +316,7 @@ class WebSocketSession:
         monotonic = time.monotonic
         self._disconnect_reason = "closed"
         self._ping_timeout = ping_timeout
+        self._close_timeout = close_timeout
 
         # 1. TCP, proxy and TLS.
         yield from self._connect()
@@ -267,7 +326,17 @@ class WebSocketSession:
             return
 
         # 2. The opening handshake.
-        connection = websocket._new_connection(auto_pong)
+        try:
+            connection = websocket._new_connection(auto_pong)
+        except UsageError as error:
+            # The headers callable returned something that cannot be sent.
+            reason = f"invalid handshake headers ({error})"
+            log.warning("%s: %s", websocket.safe_url, reason)
+            self.close()
+            yield events.ConnectFail(reason, wall())
+            self._ended = True
+            yield events.Disconnected(reason, False, wall())
+            return
         self.connection = connection
         sock = self._sock
         try:
@@ -313,13 +382,18 @@ class WebSocketSession:
                         now = monotonic()
                     if next_ping is not None and now >= next_ping and connection.state is State.OPEN:
                         next_ping = now + ping_rate
-                        if self._ping_time is None:
-                            self._ping_time = now
-                        try:
-                            self.send(connection.send_ping, b"", wall())
-                        except (TransportFail, WebSocketUnavailable) as error:
-                            reason = str(error)
-                            break
+                        # A send blocked on a full socket holds the write
+                        # lock; waiting for it here would stop the loop, so
+                        # this ping is skipped (the stalled write has its own
+                        # bound when ping_timeout is set).
+                        if not self._write_lock.locked():
+                            if self._ping_time is None:
+                                self._ping_time = now
+                            try:
+                                self.send(connection.send_ping, b"", wall())
+                            except (TransportFail, WebSocketUnavailable) as error:
+                                reason = str(error)
+                                break
                     if (
                         ping_timeout
                         and self._ping_time is not None
@@ -369,10 +443,13 @@ class WebSocketSession:
                 except OSError as error:
                     reason = self._drop_reason or f"socket error ({error})"
                     log.info("%s: %s", websocket.safe_url, reason)
-                    if connection.state is State.CONNECTING:
+                    if connection.state is State.CONNECTING and not self._aborted:
                         # The same failure as an EOF here: no WebSocket yet.
                         yield events.ConnectFail(reason, wall())
                     break
+                except BaseException as error:
+                    _mark_external(error)
+                    raise
                 if data is None:
                     continue
                 if not data:
@@ -528,4 +605,12 @@ class WebSocketSession:
                     return
             except (OSError, _stdlib_socket.timeout):
                 return
+            except BaseException as error:
+                _mark_external(error)
+                raise
 
+
+
+# lomond 0.3 spelled it WebsocketSession (and passed it to connect() as
+# session_class).
+WebsocketSession = WebSocketSession

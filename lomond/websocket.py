@@ -5,17 +5,19 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import os
 import platform
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, events
-from .errors import UsageError, WebSocketUnavailable
+from .errors import TransportFail, UsageError, WebSocketUnavailable
 from .net import TLSOptions
 from .protocol.connection import MAX_FRAME_SIZE, MAX_MESSAGE_SIZE, ClientConnection, State
-from .protocol.frames import Opcode
+from .protocol.frames import Opcode, build_close_payload
 from .protocol.handshake import Handshake, check_header
 from .protocol.response import MAX_HEADER_SIZE
 from .protocol.url import WebSocketURL, parse_url
@@ -113,10 +115,25 @@ class WebSocket:
         server_hostname: str | None = None,
         max_redirects: int = 5,
     ) -> None:
+        # Every argument is checked here, so that misuse raises at once
+        # instead of failing later inside the event loop.
+        if unix_socket is not None and not isinstance(unix_socket, str):
+            raise UsageError(f"unix_socket must be a str path, not {unix_socket!r}")
         self.url = url
         self.parsed_url = parse_url(url, unix_socket=unix_socket)
-        self.proxies = proxies
+        self.proxies = _check_proxies(proxies)
+        if isinstance(protocols, str):
+            # A lone string is one subprotocol, not a list of letters.
+            protocols = [protocols]
         self.protocols = list(protocols or [])
+        if agent is not None and not isinstance(agent, str):
+            raise UsageError(f"agent must be a str, not {type(agent).__name__}")
+        if origin is not None and not isinstance(origin, str):
+            raise UsageError(f"origin must be a str, not {type(origin).__name__}")
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise UsageError(f"ssl_context must be an ssl.SSLContext, not {ssl_context!r}")
+        if trace is not None and not isinstance(trace, bool) and not callable(trace):
+            raise UsageError(f"trace must be a callable or a bool, not {trace!r}")
         self.agent = agent or USER_AGENT
         self.compress: DeflateOptions | None = (
             None if compress is False or compress is None else _deflate_options(compress)
@@ -142,8 +159,8 @@ class WebSocket:
                 raise UsageError(f"{name} must be an int of 0 or more, not {value!r}")
         for name, timeout in (("connect_timeout", connect_timeout),
                               ("handshake_timeout", handshake_timeout)):
-            if not isinstance(timeout, (int, float)) or timeout <= 0:
-                raise UsageError(f"{name} must be a number of seconds above 0, not {timeout!r}")
+            if not _is_seconds(timeout) or timeout <= 0:
+                raise UsageError(f"{name} must be a finite number of seconds above 0, not {timeout!r}")
         self.max_message_size = max_message_size
         self.max_frame_size = max_frame_size
         self.max_header_size = max_header_size
@@ -152,6 +169,17 @@ class WebSocket:
         if not isinstance(max_redirects, int) or max_redirects < 0:
             raise UsageError(f"max_redirects must be an int of 0 or more, not {max_redirects!r}")
         self.max_redirects = max_redirects
+        # Build one handshake now: it checks the agent, origin, subprotocols
+        # and headers the way every connection attempt will.
+        Handshake(
+            self.parsed_url,
+            bytes(16),
+            agent=self.agent,
+            origin=self.origin,
+            protocols=self.protocols,
+            deflate=self.compress,
+            headers=self._headers,
+        )
 
         self.session: WebSocketSession | None = None
         self.key: bytes = b""
@@ -306,11 +334,15 @@ class WebSocket:
         iterator are those raised by the loop body.
         """
         for name, value in (("poll", poll), ("ping_rate", ping_rate)):
-            if not isinstance(value, (int, float)) or value < 0:
-                raise UsageError(f"{name} must be a number of seconds, 0 or more, not {value!r}")
+            if not _is_seconds(value) or value < 0:
+                raise UsageError(
+                    f"{name} must be a finite number of seconds, 0 or more, not {value!r}"
+                )
         for name, value in (("ping_timeout", ping_timeout), ("close_timeout", close_timeout)):
-            if value is not None and (not isinstance(value, (int, float)) or value < 0):
-                raise UsageError(f"{name} must be None or a number of seconds, not {value!r}")
+            if value is not None and (not _is_seconds(value) or value < 0):
+                raise UsageError(
+                    f"{name} must be None or a finite number of seconds, not {value!r}"
+                )
         session = session_class(self)
         self.session = session
         return session.run(
@@ -335,9 +367,33 @@ class WebSocket:
             return
         record = {"stage": stage, "url": self.safe_url, **fields}
         if callable(self.trace):
-            self.trace(record)
+            try:
+                self.trace(record)
+            except Exception:
+                # A failing trace callable must not end the connection.
+                log.warning("%r: the trace callable failed on %r", self, stage, exc_info=True)
         else:
             log.debug("trace %r", record)
+
+    def force_disconnect(self) -> None:
+        """Close the socket at once, without a closing handshake (as in lomond 0.3)."""
+        if self.session is not None:
+            self.session.close()
+
+    @property
+    def ssl_verify(self) -> bool:
+        """Whether the server's certificate is verified (the constructor argument)."""
+        return self.tls.verify
+
+    @property
+    def ssl_cafile(self) -> str | None:
+        """The CA bundle given to the constructor, or None for certifi's."""
+        return self.tls.cafile
+
+    @property
+    def ssl_context(self) -> Any:
+        """The ``ssl.SSLContext`` given to the constructor, or None."""
+        return self.tls.context
 
     def __enter__(self) -> WebSocket:
         return self
@@ -397,17 +453,34 @@ class WebSocket:
         Raises ValueError for a code that may not be sent (RFC 6455 section
         7.4) or a reason longer than 123 bytes.
         """
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise TypeError(f"code must be an int close code, not {code!r}")
+        if not isinstance(reason, (str, bytes)):
+            raise TypeError(f"reason must be a str or bytes, not {type(reason).__name__}")
+        # Raises ValueError for a code that may not be sent or a reason that
+        # does not fit, before any state changes.
+        build_close_payload(code, reason)
         session = self.session
-        connection = self._connection
-        if session is None or connection is None or connection.state is not State.OPEN:
-            log.debug("%r: close() ignored, the WebSocket is not open", self)
+        if session is None or session._ended:
+            log.debug("%r: close() ignored, the WebSocket is not connected", self)
             return
-        try:
-            session.send(connection.close, code, reason)
-        except WebSocketUnavailable:
+        connection = session.connection
+        if connection is None or connection.state is State.CONNECTING:
+            # No WebSocket yet, so no closing handshake: give the attempt up.
+            session.abort("closed by the client before the handshake completed")
             return
+        if connection.state is not State.OPEN:
+            log.debug("%r: close() ignored, the WebSocket is already closing", self)
+            return
+        # The close timeout runs from now, even when the close frame must
+        # first wait for a stalled write.
         if session._close_time is None:
             session._close_time = time.monotonic()
+        try:
+            session.send(connection.close, code, reason, lock_timeout=session._close_timeout)
+        except (WebSocketUnavailable, TransportFail) as error:
+            # The connection is already gone or going: the loop reports it.
+            log.debug("%r: close frame not sent (%s)", self, error)
 
 
 def _deflate_options(compress: Any) -> DeflateOptions:
@@ -421,10 +494,38 @@ def _deflate_options(compress: Any) -> DeflateOptions:
     raise UsageError(f"compress must be True, False or DeflateOptions, not {compress!r}")
 
 
+def _is_seconds(value: Any) -> bool:
+    """Return whether ``value`` is a finite int or float (NaN and infinity would stall the loop)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_proxies(proxies: Any) -> Any:
+    """Check the ``proxies`` argument: None, or a mapping of scheme to URL (or None)."""
+    if proxies is None:
+        return None
+    if not isinstance(proxies, Mapping):
+        raise UsageError(
+            f"proxies must be a dict such as {{'https': 'http://proxy:3128'}}, not {proxies!r}"
+        )
+    for key, value in proxies.items():
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"proxies[{key!r}] must be a URL string or None, not {value!r}")
+    return proxies
+
+
 def _header_pairs(headers: Any) -> list[tuple[str, str]]:
     """Return checked (name, value) pairs from a mapping or an iterable of pairs."""
+    if isinstance(headers, (str, bytes)):
+        raise UsageError(
+            "headers must be a mapping or a list of (name, value) pairs, not a string"
+        )
     items = headers.items() if isinstance(headers, Mapping) else headers
-    return [check_header(name, value) for name, value in items]
+    pairs = []
+    for item in items:
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise UsageError(f"invalid header {item!r}: use a (name, value) pair")
+        pairs.append(check_header(item[0], item[1]))
+    return pairs
 
 
 # Opcode is re-exported for code written against lomond 0.3.

@@ -95,11 +95,6 @@ def test_persist_stops_on_exit_event_from_thread() -> None:
     assert "back_off" in found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WebSocket.force_disconnect(), a documented 0.3.4 method, is missing:"
-    " AttributeError",
-)
 def test_force_disconnect_method_exists() -> None:
     with Server([steps.accept(), steps.hold()]) as server:
         websocket = WebSocket(server.url, proxies={})
@@ -113,21 +108,12 @@ def test_force_disconnect_method_exists() -> None:
     assert_one_disconnected(found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lomond.session has no WebsocketSession, the 0.3.4 name of the session class"
-    " that connect(session_class=...) takes: AttributeError",
-)
 def test_websocketsession_name_importable() -> None:
     session_module = importlib.import_module("lomond.session")
 
     assert session_module.WebsocketSession is session_module.WebSocketSession
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lomond.constants (USER_AGENT in 0.3.4) is gone: ModuleNotFoundError",
-)
 def test_constants_user_agent_importable() -> None:
     constants = importlib.import_module("lomond.constants")
 
@@ -135,7 +121,6 @@ def test_constants_user_agent_importable() -> None:
 
 
 @pytest.mark.parametrize("name", ["FrameBuildError", "CompressionParameterError"])
-@pytest.mark.xfail(strict=True, reason="lomond.errors lacks this 0.3.4 exception class")
 def test_errors_from_03_exist(name: str) -> None:
     errors = importlib.import_module("lomond.errors")
 
@@ -143,10 +128,6 @@ def test_errors_from_03_exist(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["ssl_verify", "ssl_cafile", "ssl_context"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="WebSocket no longer has the 0.3.4 attribute (the value moved to websocket.tls)",
-)
 def test_ssl_attributes_from_03_exist(name: str) -> None:
     websocket = WebSocket("wss://127.0.0.1:9/", ssl_verify=False)
 

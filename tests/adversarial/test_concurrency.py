@@ -28,11 +28,6 @@ def send_large(websocket: WebSocket) -> None:
         pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="close() on the Connected event is ignored ('the WebSocket is not open'): the"
-    " stream goes on to Ready and the connection stays open until the caller's timeout",
-)
 def test_close_during_handshake_ends_stream() -> None:
     names = []
     with Server([steps.accept(), steps.echo()]) as server:
@@ -87,13 +82,6 @@ def test_break_out_of_loop_closes_socket() -> None:
         assert open_fds() - before == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an exception thrown into the iterating greenlet (gevent.Timeout(5, MyError),"
-    " Greenlet.kill(MyError)) is swallowed by session.run's 'except Exception': the loop"
-    " ends normally with Disconnected('internal error in lomond (MyError())') and"
-    " logs 'lomond bug'",
-)
 def test_user_timeout_exception_propagates(debug_logs: list[str]) -> None:
     with Server([steps.accept(), steps.hold()]) as server:
         websocket = WebSocket(server.url, proxies={})
@@ -104,11 +92,6 @@ def test_user_timeout_exception_propagates(debug_logs: list[str]) -> None:
     assert not [line for line in debug_logs if "lomond bug" in line]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Greenlet.kill(LoopBodyError) on the iterating greenlet is swallowed: the"
-    " greenlet ends without the exception and the stream ends with 'internal error'",
-)
 def test_kill_with_exception_reaches_caller() -> None:
     with Server([steps.accept(), steps.hold()]) as server:
         websocket = WebSocket(server.url, proxies={})
@@ -191,12 +174,6 @@ def test_server_close_while_client_closes() -> None:
     assert_one_disconnected(found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="close() from another greenlet blocks on the write lock held by a send stuck on"
-    " a server that reads nothing; the state stays OPEN, close_timeout=1 never starts,"
-    " and the stream is still open 3s later",
-)
 def test_close_while_send_blocked_respects_close_timeout() -> None:
     def handler(sock) -> None:
         request = read_request(sock)
@@ -219,11 +196,6 @@ def test_close_while_send_blocked_respects_close_timeout() -> None:
     assert names[-1:] == ["disconnected"], names
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="persist() checks exit_event only between connections: set from another thread"
-    " while a connection is open, it keeps yielding Poll events and never ends",
-)
 def test_persist_exit_event_ends_open_connection() -> None:
     exit_event = threading.Event()
     names = []
@@ -244,12 +216,6 @@ def test_persist_exit_event_ends_open_connection() -> None:
     assert names[-1:] == ["disconnected"], names[-5:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the event loop's automatic ping waits for the write lock held by a send stuck"
-    " on a server that reads nothing, so the iterating greenlet freezes: Poll events"
-    " stop at the first ping (0.3s) and nothing is yielded for the next 2s",
-)
 def test_blocked_send_does_not_freeze_event_loop() -> None:
     def handler(sock) -> None:
         request = read_request(sock)
