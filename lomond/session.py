@@ -399,6 +399,12 @@ class WebSocketSession:
                         and self._ping_time is not None
                         and now - self._ping_time >= ping_timeout
                     ):
+                        # A loaded hub can wake this loop late: bytes that
+                        # arrived meanwhile (perhaps the pong) count first.
+                        late = self._read_waiting()
+                        if late:
+                            pending = late
+                            continue
                         reason = f"unresponsive: no pong within {ping_timeout:g}s"
                         log.info("%s: %s", websocket.safe_url, reason)
                         yield events.Unresponsive(wall())
@@ -407,6 +413,10 @@ class WebSocketSession:
                         self._close_time = now
                     if close_timeout and self._close_time is not None:
                         if now - self._close_time >= close_timeout:
+                            late = self._read_waiting()
+                            if late:
+                                pending = late
+                                continue
                             reason = f"close timed out: no close frame within {close_timeout:g}s"
                             log.info("%s: %s", websocket.safe_url, reason)
                             break
@@ -588,6 +598,19 @@ class WebSocketSession:
         except (TransportFail, WebSocketUnavailable) as error:
             return f"handshake request failed ({error})"
         return connection, transport.leftover
+
+    def _read_waiting(self) -> bytes | None:
+        """Return bytes that already arrived, without waiting; None when there are none (or at EOF)."""
+        sock = self._sock
+        if sock is None:
+            return None
+        data = None
+        try:
+            with gevent.Timeout(0.0, False):
+                data = sock.recv(READ_SIZE)
+        except OSError:
+            return None
+        return data or None
 
     def _wait_for_eof(self, timeout: float) -> None:
         """Read and discard until the server closes TCP, for at most ``timeout`` seconds."""
