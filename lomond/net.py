@@ -419,7 +419,7 @@ def tcp_connect(host: str, port: int, deadline: float, timeout: float, label: st
     ``deadline`` (a ``time.monotonic()`` value). ``label`` names the peer
     in messages ("proxy ..."). Raises :class:`~lomond.errors.ConnectFail`.
     """
-    peer = label or f"{host}:{port}"
+    peer = label or _format_address((host, port))
 
     # 1. DNS, under the same deadline.
     try:

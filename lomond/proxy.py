@@ -103,16 +103,31 @@ def parse_proxy_url(url: str) -> ProxyURL:
     """Parse a proxy URL; a URL without a scheme (``host:3128``) is an HTTP proxy.
 
     Raises :class:`~lomond.errors.InvalidURL` for an unsupported scheme, a
-    missing host or an invalid port. Messages never contain the user-info.
+    missing host, an invalid port, or user-info with an unencoded ``/``,
+    ``?`` or ``#``. Messages never contain the user-info.
     """
     text = url.strip()
     if "://" not in text:
         text = "http://" + text
+
+    # urlsplit ends the authority at the first "/", "?" or "#", so an
+    # unencoded one in the password would make part of the password the
+    # host or the port. Such a URL is rejected, not guessed at.
+    rest = text.partition("://")[2]
+    user_info, at, _ = rest.rpartition("@")
+    if at and any(char in user_info for char in "/?#"):
+        raise InvalidURL(
+            f"invalid proxy URL {redact_url(text)!r}: '/', '?' or '#' comes before the"
+            " last '@'; percent-encode them in the user name and password"
+            " (%2F, %3F, %23)"
+        )
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as error:
-        raise InvalidURL(f"invalid proxy URL {redact_url(text)!r} ({error})") from None
+        # Some urlsplit errors quote the whole authority, user-info included.
+        detail = str(error).replace(user_info, "***") if user_info else str(error)
+        raise InvalidURL(f"invalid proxy URL {redact_url(text)!r} ({detail})") from None
     scheme = parts.scheme.lower()
     if scheme not in PROXY_SCHEMES:
         raise InvalidURL(

@@ -24,7 +24,7 @@ from gevent import monkey
 from gevent import socket as gsocket
 
 from .errors import ConnectFail
-from .proxy import ProxyURL
+from .proxy import ProxyURL, _authority
 
 __all__ = ["SOCKS_SCHEMES", "socks_connect"]
 
@@ -78,7 +78,7 @@ def socks_connect(proxy: ProxyURL, host: str, port: int, deadline: float, timeou
     except _DeadlinePassed:
         raise ConnectFail(
             f"SOCKS proxy {proxy.safe_url} did not open a connection to"
-            f" {host}:{port} within {timeout:g}s"
+            f" {_authority(host, port)} within {timeout:g}s"
         ) from None
     except python_socks.ProxyTimeoutError:
         raise ConnectFail(
@@ -94,7 +94,7 @@ def socks_connect(proxy: ProxyURL, host: str, port: int, deadline: float, timeou
     # 3. Hand the socket to gevent, so reads and writes are cooperative.
     sock = gsocket.socket(raw.family, raw.type, raw.proto, fileno=raw.detach())
     sock.setsockopt(gsocket.IPPROTO_TCP, gsocket.TCP_NODELAY, 1)
-    log.debug("SOCKS proxy %s opened a connection to %s:%d", proxy.safe_url, host, port)
+    log.debug("SOCKS proxy %s opened a connection to %s", proxy.safe_url, _authority(host, port))
     return sock
 
 
@@ -111,7 +111,7 @@ def _describe_rejection(proxy: ProxyURL, host: str, port: int, error: Exception)
             f"SOCKS proxy {proxy.safe_url} rejected the user name and password in the"
             f" proxy URL ({detail})"
         )
-    return f"SOCKS proxy {proxy.safe_url} refused the connection to {host}:{port} ({detail})"
+    return f"SOCKS proxy {proxy.safe_url} refused the connection to {_authority(host, port)} ({detail})"
 
 
 def _resolve(host: str, port: int, ipv4_only: bool, deadline: float) -> str:
@@ -142,21 +142,45 @@ class _DeadlinePassed(Exception):
 def _run_blocking(function: Any, deadline: float) -> Any:
     """Run ``function`` without blocking the hub; raise _DeadlinePassed at ``deadline``.
 
-    A call that outlives the deadline keeps running in its thread until its
-    own socket timeout ends it; a socket it returns then is closed.
+    An exception that ``function`` raises is re-raised here. In the thread
+    pool, the call keeps running when the deadline passes or the waiting
+    greenlet is killed, until its own socket timeout ends it. A socket it
+    returns after that is closed.
     """
     if monkey.is_module_patched("socket"):
         # The standard library's socket is gevent's: the call is cooperative.
         with gevent.Timeout(max(deadline - time.monotonic(), 0.001), _DeadlinePassed):
             return function()
-    result = gevent.get_hub().threadpool.spawn(function)
-    result.wait(timeout=max(deadline - time.monotonic(), 0.001))
+    result = gevent.get_hub().threadpool.spawn(_capture_outcome, function)
+    try:
+        result.wait(timeout=max(deadline - time.monotonic(), 0.001))
+    except BaseException:
+        # Killed, or stopped by a caller's timer, while the thread runs on.
+        result.rawlink(_close_late_socket)
+        raise
     if not result.ready():
         result.rawlink(_close_late_socket)
         raise _DeadlinePassed
-    return result.get()
+    value, error = result.get()
+    if error is not None:
+        raise error
+    return value
+
+
+def _capture_outcome(function: Any) -> tuple[Any, Exception | None]:
+    """Call ``function`` and return (value, None) or (None, exception).
+
+    gevent's thread pool prints the traceback of an exception that escapes
+    the thread, so the exception is returned instead of raised.
+    """
+    try:
+        return function(), None
+    except Exception as error:
+        return None, error
 
 
 def _close_late_socket(result: Any) -> None:
     if result.successful():
-        result.value.close()
+        sock, _ = result.value
+        if sock is not None:
+            sock.close()

@@ -150,14 +150,20 @@ def _encode_resource(resource: str) -> str:
 
 
 def _redact(url: str) -> str:
-    """Return ``url`` with any user-info replaced, for error messages."""
+    """Return ``url`` with any user-info replaced, for error messages.
+
+    Everything before the last ``@`` is treated as user-info, even past a
+    ``/``, ``?`` or ``#``, because an unencoded password may contain them.
+    A path or query that contains ``@`` is then hidden as well.
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
+        # No authority to find ("user:pass@host" without a scheme), so
+        # everything before the last "@" is hidden.
+        scheme, rest = "", url
+    if "@" not in rest:
         return url
-    authority, slash, tail = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    return f"{scheme}{sep}{authority}{slash}{tail}"
+    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
 
 
 def redact_url(url: str) -> str:

@@ -84,12 +84,6 @@ def test_proxy_credentials_absent_when_proxy_down(
     assert leaked([repr(websocket)]) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a proxy password containing '/' is shown whole: ConnectFail and Disconnected"
-    ' reasons, the INFO log and the trace record say "invalid proxy URL'
-    " 'http://bob:PX/secret@127.0.0.1:1' (Port could not be cast ...)\"",
-)
 def test_proxy_password_with_slash_absent(debug_logs: list[str]) -> None:
     proxy = "http://bob:PX/secret@127.0.0.1:1"
     websocket = WebSocket("ws://127.0.0.1:9/", proxies={"http": proxy}, trace=True)
