@@ -505,11 +505,15 @@ def _check_proxies(proxies: Any) -> Any:
         return None
     if not isinstance(proxies, Mapping):
         raise UsageError(
-            f"proxies must be a dict such as {{'https': 'http://proxy:3128'}}, not {proxies!r}"
+            # The type only: a proxy URL string may carry a password.
+            "proxies must be a dict such as {'https': 'http://proxy:3128'},"
+            f" not a {type(proxies).__name__}"
         )
     for key, value in proxies.items():
         if value is not None and not isinstance(value, str):
-            raise UsageError(f"proxies[{key!r}] must be a URL string or None, not {value!r}")
+            raise UsageError(
+                f"proxies[{key!r}] must be a URL string or None, not a {type(value).__name__}"
+            )
     return proxies
 
 
