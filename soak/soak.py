@@ -331,6 +331,31 @@ def check_attempt(key: str, attempt: Attempt, record: dict[str, Any]) -> list[st
     return problems
 
 
+# Substrings of Disconnected reasons, in the order they are tried.
+ENDING_KINDS = [
+    ("unresponsive", "client ping timeout"),
+    ("close timed out", "client close timeout"),
+    ("handshake timed out", "client handshake timeout"),
+    ("send timed out", "client send timeout"),
+    ("without a close frame", "server FIN"),
+    ("during the handshake", "server FIN"),
+    ("reset", "TCP reset"),
+    ("instead of 101", "handshake rejected"),
+    ("reserved opcode", "protocol error"),
+    ("invalid close code", "protocol error"),
+]
+
+
+def ending_kind(attempt: Attempt) -> str:
+    """Return a short name for how an attempt ended."""
+    if attempt.graceful:
+        return "close handshake"
+    for marker, kind in ENDING_KINDS:
+        if marker in attempt.reason:
+            return kind
+    return "other: " + attempt.reason[:40]
+
+
 class Ledger:
     """Matches finished attempts with the server's log as the run goes, then forgets them.
 
@@ -349,6 +374,8 @@ class Ledger:
             "echoes": 0,
         }
         self.behaviours: dict[str, int] = {}
+        # How attempts ended, by the kind of Disconnected reason.
+        self.endings: dict[str, int] = {}
         self.problems: list[str] = []
         self.problem_count = 0
 
@@ -392,6 +419,8 @@ class Ledger:
         totals["echoes"] += attempt.echoes
         behaviour = record["behaviour"]
         self.behaviours[behaviour] = self.behaviours.get(behaviour, 0) + 1
+        ending = ending_kind(attempt)
+        self.endings[ending] = self.endings.get(ending, 0) + 1
         if behaviour == "no server record":
             return
         found = check_attempt(key, attempt, record)
@@ -513,6 +542,7 @@ def main() -> int:
         "ready": totals["ready"],
         "graceful": totals["graceful"],
         "behaviours": ledger.behaviours,
+        "endings": ledger.endings,
         "server_messages": {"sent": totals["server_sent"], "delivered": totals["server_delivered"]},
         "client_messages": {"sent": totals["client_sent"], "delivered": totals["client_delivered"]},
         "echoes_received": totals["echoes"],
