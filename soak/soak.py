@@ -24,7 +24,7 @@ attempts that ended with the server's log and checks:
 - the client's messages whose send returned reached the server in order,
   all of them for a clean close and a prefix otherwise;
 - file descriptors and greenlets are back to their count before the run,
-  and resident memory did not grow from the end of the ramp-up to the end.
+  and resident memory grew less than 5% over the second half of the run.
 
 The exit status is 0 when every check passed.
 """
@@ -357,7 +357,7 @@ def ending_kind(attempt: Attempt) -> str:
 
 
 class Ledger:
-    """Matches finished attempts with the server's log as the run goes, then forgets them.
+    """Matches finished attempts with the server's log as the run goes, then drops them.
 
     Checking during the run keeps the client's memory bounded by the
     attempts in flight, so that its resident size measures lomond and not
