@@ -55,6 +55,9 @@ def run_script(script: Script | None, conn: Connection) -> None:
         step(conn)
 
 
+#: Length of the listening socket's accept queue.
+LISTEN_BACKLOG = 4096
+
 class Server:
     """A WebSocket server on an ephemeral loopback port that runs a script per connection.
 
@@ -157,7 +160,10 @@ class Server:
         listener = gevent.socket.socket(family, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self.host, self.requested_port))
-        listener.listen(128)
+        # A deep accept queue: load tests open thousands of connections at
+        # once, and a full queue drops SYNs that the client retries only
+        # after a second. The kernel caps it at net.core.somaxconn.
+        listener.listen(LISTEN_BACKLOG)
         self._server = gevent.server.StreamServer(listener, self._handle)
         self._server.start()
         log.info("test server listening on %s", self.url)
