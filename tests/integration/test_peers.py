@@ -124,3 +124,26 @@ def test_websocket_latency_follows_pongs(peer_url):
     pong = next(event for event in seen if event.name == "pong")
     assert websocket.latency == pong.latency
     assert websocket.latency is not None and websocket.latency >= 0
+
+
+def test_command_line_against_peer(peer_url):
+    # The main job on real input: python -m lomond URL, lines on stdin.
+    import json
+    import subprocess
+    import sys
+
+    _, url = peer_url
+    result = subprocess.run(
+        [sys.executable, "-m", "lomond", "--json", url],
+        input="first line\nsecond line\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [event["name"] for event in events][:3] == ["connecting", "connected", "ready"]
+    texts = [event["text"] for event in events if event["name"] == "text"]
+    assert texts == ["first line", "second line"]
+    assert events[-1]["name"] == "disconnected"
+    assert events[-1]["graceful"] is True
