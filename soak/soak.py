@@ -276,8 +276,8 @@ def run_client(
         elif name == "poll" and attempt.ready and rng.random() < 0.7:
             try:
                 websocket.send_text(f"c:{attempt.sent}")
-            except WebSocketUnavailable:
-                pass
+            except (WebSocketUnavailable, TransportFail):
+                pass  # not sent: the loop reports the end of the connection next
             else:
                 attempt.sent += 1
         elif name == "disconnected":
