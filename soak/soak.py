@@ -512,7 +512,7 @@ def main() -> int:
     ledger.log_file.close()
     os.unlink(log_path)
 
-    # Problems of the run as a whole; the ledger holds those of attempts.
+    # Problems of the run as a whole. The ledger keeps those of single attempts.
     problems: list[str] = []
     if stuck:
         problems.append(
