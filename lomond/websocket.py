@@ -326,6 +326,9 @@ class WebSocket:
         :param float ping_rate: seconds between automatic pings (0 turns them off).
         :param float ping_timeout: seconds to wait for a pong before
             :class:`~lomond.events.Unresponsive` and a disconnect (None: never).
+            It also bounds a send that cannot write a single byte for that
+            long (a server that stopped reading): the connection is then
+            dropped and the send raises :class:`~lomond.errors.TransportFail`.
         :param bool auto_pong: reply to pings with pongs automatically (default True).
         :param float close_timeout: seconds to wait for the server's close
             frame after this side sent one, before dropping the connection.
