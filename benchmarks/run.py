@@ -184,14 +184,14 @@ def peers_python_version(args):
     return completed.stdout.strip() or None
 
 
-def machine_info(args):
+def machine_info(args, load_start):
     return {
         "cpu": read_first("/proc/cpuinfo", "model name"),
         "cores": os.cpu_count(),
         "os": platform.platform(),
         "python": platform.python_version(),
         "peers_python": peers_python_version(args),
-        "load_start": "%.2f" % os.getloadavg()[0],
+        "load_start": "%.2f" % load_start,
     }
 
 
@@ -212,6 +212,9 @@ class Run:
     def __init__(self, args, command):
         self.args = args
         self.command = command
+        # Linux counts runnable threads in the load average, so read it
+        # before any client starts its own threads.
+        self.load_start = os.getloadavg()[0]
         self.scenarios = catalog.select(split(args.scenarios), catalog.SCENARIOS, "scenario")
         self.clients = catalog.select(split(args.clients), catalog.CLIENTS, "client")
         self.log_dir = jobs.scratch_directory()
@@ -316,7 +319,7 @@ class Run:
 
     def document(self):
         report.summarize(self.runs)
-        machine = machine_info(self.args)
+        machine = machine_info(self.args, self.load_start)
         return {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": self.command,
