@@ -36,8 +36,8 @@ USER_AGENT = (
     f"Lomond/{__version__} {platform.python_implementation()}/{platform.python_version()}"
 )
 
-# Header names whose values are secrets: they are shown as "***" in reprs
-# and logs.
+# Header names whose values are credentials: a redirect to another host
+# does not carry them (lomond logs no header values at all).
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
