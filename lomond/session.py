@@ -102,7 +102,6 @@ class WebSocketSession:
         self._ended = False
         self._thread_id = _get_thread_id()
         self._hub = gevent.get_hub()
-        self._debug = log.isEnabledFor(logging.DEBUG)
 
     def __repr__(self) -> str:
         return f"<WebSocketSession {self.websocket.safe_url}>"
