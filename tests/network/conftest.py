@@ -25,7 +25,7 @@ from gevent import ssl
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Ping, Request, TextMessage
 
-from lomond.testing import TIME_UNIT
+from lomond.testing import TIME_UNIT, ConnectProxy
 
 # Environment variables that choose a proxy; every test starts without them.
 PROXY_VARIABLES = [
@@ -221,26 +221,12 @@ def mini_server_factory():
 # --- proxies ------------------------------------------------------------------------
 
 
-def _pipe(source, target):
-    while True:
-        try:
-            data = source.recv(65536)
-        except OSError:
-            data = b""
-        if not data:
-            try:
-                target.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            return
-        try:
-            target.sendall(data)
-        except OSError:
-            return
-
-
 def _tunnel(client, upstream):
-    greenlets = [gevent.spawn(_pipe, client, upstream), gevent.spawn(_pipe, upstream, client)]
+    # The kit's proxy copies bytes the same way; its pipe serves both.
+    greenlets = [
+        gevent.spawn(ConnectProxy._pipe, client, upstream),
+        gevent.spawn(ConnectProxy._pipe, upstream, client),
+    ]
     gevent.joinall(greenlets, timeout=10 * TIME_UNIT)
     gevent.killall(greenlets)
     upstream.close()
