@@ -55,7 +55,7 @@ WebSocketError = LomondError
 
 
 class UsageError(LomondError, ValueError):
-    """An argument passed to lomond is invalid; the message says which."""
+    """An argument passed to lomond is invalid; the message names it."""
 
 
 class InvalidURL(UsageError):
@@ -93,7 +93,7 @@ class PeerError(LomondError):
 
 
 class HandshakeError(PeerError):
-    """The server's answer to the opening handshake is not a valid upgrade."""
+    """The server's response to the opening handshake is not a valid upgrade."""
 
 
 class CompressionParameterError(HandshakeError):

@@ -101,7 +101,7 @@ class Connecting(Event):
 class ConnectFail(Event):
     """Emitted when no connection could be made; :class:`Disconnected` follows.
 
-    ``reason`` says what failed (DNS, TCP connect, proxy, TLS, timeout) in
+    ``reason`` describes what failed (DNS, TCP connect, proxy, TLS, timeout) in
     words a user can act on.
     """
 
@@ -146,10 +146,10 @@ class Connected(Event):
 
 
 class Rejected(Event):
-    """Emitted when the server answered the handshake but did not upgrade.
+    """Emitted when the server responded to the handshake but did not upgrade.
 
     ``response`` is the :class:`~lomond.protocol.response.Response` (status,
-    headers and any body received) and ``reason`` says why the answer was
+    headers and any body received) and ``reason`` explains why the response was
     not accepted. :class:`Disconnected` follows.
     """
 
@@ -243,7 +243,7 @@ class Unresponsive(Event):
 class Disconnected(Event):
     """The last event of every session: the socket is closed.
 
-    ``reason`` says why, and ``graceful`` is True only when the closing
+    ``reason`` explains why, and ``graceful`` is True only when the closing
     handshake completed.
     """
 
@@ -290,7 +290,7 @@ class Closed(Event):
 class Closing(Event):
     """Emitted when the server started the closing handshake.
 
-    lomond has already answered with its own close frame (echoing the code),
+    lomond has already replied with its own close frame (echoing the code),
     so no message may be sent any more. ``code`` and ``reason`` are those of
     the server's close frame. :class:`Disconnected` follows.
     """
@@ -349,7 +349,7 @@ class Ping(Event):
 class Pong(Event):
     """Emitted when the server sent a pong; ``data`` is its payload.
 
-    ``latency`` is the round-trip time in seconds when the pong answers
+    ``latency`` is the round-trip time in seconds when the pong matches
     lomond's latest ping, else None.
     """
 

@@ -78,7 +78,7 @@ def check_header(name: str | bytes, value: str | bytes) -> tuple[str, str]:
 
 @dataclass
 class HandshakeResult:
-    """What the server agreed to in a valid 101 response."""
+    """The subprotocol and extensions agreed in a valid 101 response."""
 
     protocol: str | None
     extensions: set[str]
@@ -124,7 +124,7 @@ class Handshake:
                 )
 
     def request(self) -> bytes:
-        """Return the bytes of the GET request; send them, then feed the answer."""
+        """Return the bytes of the GET request; send them, then feed the response."""
         lines = [
             f"GET {self.url.resource} HTTP/1.1",
             f"Host: {self.url.host_header}",
@@ -148,10 +148,10 @@ class Handshake:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def check(self, response: Response) -> HandshakeResult:
-        """Check the server's answer (section 4.2.2) and return what was agreed.
+        """Check the server's response (section 4.2.2) and return what was agreed.
 
         Raises :class:`~lomond.errors.HandshakeError` with the reason when
-        the answer is not a valid upgrade; the caller reports it as a
+        the response is not a valid upgrade. The caller reports it as a
         Rejected event and closes the socket.
         """
         # 1. Status 101.
