@@ -14,13 +14,18 @@ threads); a lock serializes whole frames so that they never interleave.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
+import os
 import socket as _stdlib_socket
 import time
 from collections.abc import Generator, Iterator
+from math import ceil
 from typing import TYPE_CHECKING, Any
 
 import gevent
+import gevent.socket
+from gevent.hub import Waiter
 from gevent.lock import Semaphore
 from gevent.monkey import get_original
 
@@ -29,13 +34,19 @@ from .errors import (
     ConnectFail,
     HandshakeError,
     TransportFail,
+    UsageError,
     WebSocketClosed,
     WebSocketUnavailable,
-    UsageError,
 )
-from .net import REDIRECT_STATUSES, Transport, open_transport, resolve_redirect, same_host
-from .proxy import select_proxy
+from .net import (
+    REDIRECT_STATUSES,
+    Transport,
+    open_transport,
+    resolve_redirect,
+    same_host,
+)
 from .protocol.connection import ClientConnection, State
+from .proxy import select_proxy
 
 if TYPE_CHECKING:
     from .websocket import WebSocket
@@ -49,9 +60,31 @@ log = logging.getLogger(__name__)
 # keeps none.
 READ_SIZE = 256 * 1024
 
+# The share of the poll and ping intervals by which those timers may fire
+# early, so that one wake-up serves both when they fall close together.
+_EARLY = 0.01
+
+# A wait of at least _GRID_MIN_WAIT seconds ends on a multiple of
+# _TIMER_GRID seconds of the monotonic clock (up to 50 ms late, at most 5%).
+_TIMER_GRID = 0.05
+_GRID_MIN_WAIT = 1.0
+
 # When the closing handshake is complete, RFC 6455 section 7.1.1 lets the
 # server close TCP first; lomond waits at most this long for it.
 _FINAL_EOF_WAIT = 2.0
+
+def coalesce_deadline(deadline: float, now: float) -> float:
+    """Return when a wait that should end at ``deadline`` ends.
+
+    A wait of at least _GRID_MIN_WAIT seconds ends on the next multiple of
+    _TIMER_GRID on the monotonic clock, so that idle connections whose
+    timers fall close together wake in one turn of the hub (one system
+    call and one context switch for all of them). Shorter waits end on time.
+    """
+    if deadline - now < _GRID_MIN_WAIT:
+        return deadline
+    return ceil(deadline / _TIMER_GRID) * _TIMER_GRID
+
 
 class _WriteStalled(Exception):
     """Raised inside _sendall() when the socket took no byte for the ping timeout."""
@@ -102,6 +135,12 @@ class WebSocketSession:
         self._ended = False
         self._thread_id = _get_thread_id()
         self._hub = gevent.get_hub()
+        # The descriptor that the loop reads directly, or -1 when reads go
+        # through the socket object (TLS); see _bind_reader().
+        self._fd = -1
+        # The read watcher and waiter of the loop's waits on that descriptor.
+        self._read_io: Any = None
+        self._waiter: Waiter | None = None
 
     def __repr__(self) -> str:
         return f"<WebSocketSession {self.websocket.safe_url}>"
@@ -137,6 +176,18 @@ class WebSocketSession:
         """
         stall_timeout = self._ping_timeout
         try:
+            fd = self._fd
+            if fd >= 0:
+                # Most frames fit in the socket buffer: one write, without
+                # the socket object's bookkeeping. What does not fit goes
+                # through the socket below, which waits for the buffer.
+                try:
+                    sent = os.write(fd, data)
+                except BlockingIOError:
+                    sent = 0
+                if sent == len(data):
+                    return
+                data = memoryview(data)[sent:]
             if not stall_timeout:
                 sock.sendall(data)
                 return
@@ -217,6 +268,19 @@ class WebSocketSession:
     def close(self) -> None:
         """Close the socket now (the closing handshake is the WebSocket's job)."""
         sock, self._sock = self._sock, None
+        self._fd = -1
+        io, waiter = self._read_io, self._waiter
+        if io is not None and waiter is not None:
+            # The loop waits on the descriptor with its own watcher, which
+            # the socket's close() does not know: stop it before the
+            # descriptor goes, and wake a loop that waits on it with the
+            # error that a socket closed by another greenlet raises.
+            self._read_io = self._waiter = None
+            if io.active:
+                io.stop()
+                closed = OSError(errno.EBADF, "the socket was closed while the loop waited on it")
+                self._hub.loop.run_callback(waiter.throw, closed)
+            io.close()
         if sock is not None:
             try:
                 sock.close()
@@ -313,6 +377,7 @@ class WebSocketSession:
         websocket = self.websocket
         wall = time.time
         monotonic = time.monotonic
+        read = os.read
         self._disconnect_reason = "closed"
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
@@ -338,6 +403,7 @@ class WebSocketSession:
             return
         self.connection = connection
         sock = self._sock
+        self._bind_reader(sock)
         try:
             self.write(connection.request())
         except (TransportFail, WebSocketUnavailable) as error:
@@ -351,6 +417,7 @@ class WebSocketSession:
         next_ping = None
         graceful = False
         reason = "closed"
+        read_first = False
 
         # 3. One loop for the handshake and the connection: wait once, with
         # the earliest deadline, then feed what arrived to the protocol.
@@ -375,11 +442,21 @@ class WebSocketSession:
                 else:
                     if next_ping is None and ping_rate:
                         next_ping = now + ping_rate
-                    if next_poll is not None and now >= next_poll:
-                        next_poll = now + poll
+                    # A timer due within 1% of its interval is handled now,
+                    # so that a ping due just after a poll shares its wake-up.
+                    if next_poll is not None and now >= next_poll - poll * _EARLY:
+                        # A steady cadence: a late wake-up does not push
+                        # the next poll back, unless a whole interval passed.
+                        next_poll += poll
+                        if next_poll <= now:
+                            next_poll = now + poll
                         yield events.Poll(wall())
                         now = monotonic()
-                    if next_ping is not None and now >= next_ping and connection.state is State.OPEN:
+                    if (
+                        next_ping is not None
+                        and now >= next_ping - ping_rate * _EARLY
+                        and connection.state is State.OPEN
+                    ):
                         next_ping = now + ping_rate
                         # A send blocked on a full socket holds the write
                         # lock; waiting for it here would stop the loop, so
@@ -419,24 +496,19 @@ class WebSocketSession:
                             reason = f"close timed out: no close frame within {close_timeout:g}s"
                             log.info("%s: %s", websocket.safe_url, reason)
                             break
-                    deadline = min(
-                        value
-                        for value in (
-                            next_poll,
-                            next_ping,
-                            self._ping_time + ping_timeout
-                            if ping_timeout and self._ping_time is not None
-                            else None,
-                            self._close_time + close_timeout
-                            if close_timeout and self._close_time is not None
-                            else None,
-                            # A close() from another greenlet cannot shorten a
-                            # wait already started, so no wait is longer than
-                            # the close timeout.
-                            now + (close_timeout or 3600.0),
-                        )
-                        if value is not None
-                    )
+                    # A close() from another greenlet cannot shorten a wait
+                    # already started, so no wait is longer than the close
+                    # timeout.
+                    deadline = now + (close_timeout or 3600.0)
+                    if next_poll is not None and next_poll < deadline:
+                        deadline = next_poll
+                    if next_ping is not None and next_ping < deadline:
+                        deadline = next_ping
+                    if ping_timeout and self._ping_time is not None:
+                        deadline = min(deadline, self._ping_time + ping_timeout)
+                    if close_timeout and self._close_time is not None:
+                        deadline = min(deadline, self._close_time + close_timeout)
+                    deadline = coalesce_deadline(deadline, now)
 
                 # 3b. Wait for data or the deadline.
                 if self._sock is None:
@@ -444,11 +516,31 @@ class WebSocketSession:
                     break
                 data = None
                 try:
-                    # A greenlet-local timeout, not a socket timeout: the
-                    # socket's timeout would also bound sendall() in other
-                    # greenlets and could cut a frame off halfway.
-                    with gevent.Timeout(max(deadline - monotonic(), 0.0), False):
-                        data = sock.recv(READ_SIZE)
+                    fd = self._fd
+                    if fd >= 0:
+                        # After a full read more bytes are likely waiting: try
+                        # to read before waiting. Otherwise wait first, which
+                        # saves a failed read per message and per idle wake-up.
+                        size = connection.read_size(READ_SIZE)
+                        if read_first:
+                            try:
+                                data = read(fd, size)
+                            except BlockingIOError:
+                                pass
+                        if data is None and self._wait_readable(
+                            max(deadline - monotonic(), 0.0)
+                        ):
+                            data = read(fd, size)
+                        read_first = data is not None and len(data) == size
+                    else:
+                        # A greenlet-local timeout, not a socket timeout: the
+                        # socket's timeout would also bound sendall() in other
+                        # greenlets and could cut a frame off halfway.
+                        with gevent.Timeout(max(deadline - monotonic(), 0.0), False):
+                            data = sock.recv(READ_SIZE)
+                except BlockingIOError:
+                    # Readable, yet nothing to read: wait again.
+                    data = None
                 except OSError as error:
                     reason = self._drop_reason or f"socket error ({error})"
                     log.info("%s: %s", websocket.safe_url, reason)
@@ -483,6 +575,7 @@ class WebSocketSession:
             if hop is not None:
                 connection, pending = hop
                 sock = self._sock
+                self._bind_reader(sock)
                 handshake_deadline = monotonic() + websocket.handshake_timeout
                 continue
             reply = connection.data_to_send()
@@ -598,11 +691,52 @@ class WebSocketSession:
             return f"handshake request failed ({error})"
         return connection, transport.leftover
 
+    def _bind_reader(self, sock: Any) -> None:
+        """Choose how the loop reads ``sock``.
+
+        A plain gevent socket (TCP or Unix) is non-blocking underneath, so
+        the loop reads its descriptor with os.read() and waits with one
+        read watcher and one timer: a timed-out wait then costs no
+        exception, and an idle wake-up costs a few microseconds. TLS
+        sockets (and other platforms) read through the socket object under
+        a gevent.Timeout, because readable bytes on the descriptor need
+        not make a whole TLS record.
+        """
+        self._fd = -1
+        self._read_io = self._waiter = None
+        if os.name != "posix" or type(sock) is not gevent.socket.socket:
+            return
+        fd = sock.fileno()
+        if fd >= 0 and not os.get_blocking(fd):
+            self._fd = fd
+            self._read_io = self._hub.loop.io(fd, 1)
+            self._waiter = Waiter(self._hub)
+
+    def _wait_readable(self, timeout: float) -> bool:
+        """Wait until the descriptor is readable (True) or ``timeout`` seconds pass (False).
+
+        close() from another greenlet ends the wait with an OSError.
+        """
+        io, waiter = self._read_io, self._waiter
+        timer = self._hub.loop.timer(timeout)
+        try:
+            io.start(waiter.switch, True)
+            timer.start(waiter.switch, False, update=True)
+            return waiter.get()  # type: ignore[no-any-return]
+        finally:
+            io.stop()
+            timer.stop()
+
     def _read_waiting(self) -> bytes | None:
         """Return bytes that already arrived, without waiting; None when there are none (or at EOF)."""
         sock = self._sock
         if sock is None:
             return None
+        if self._fd >= 0:
+            try:
+                return os.read(self._fd, READ_SIZE) or None
+            except OSError:  # BlockingIOError included: nothing has arrived
+                return None
         data = None
         try:
             with gevent.Timeout(0.0, False):

@@ -71,7 +71,59 @@ MAX_FRAME_SIZE = MAX_MESSAGE_SIZE
 #: A rejected handshake keeps at most this much of the response body.
 MAX_REJECTED_BODY = 16 * 1024
 
+#: A data frame with a payload of at least this many bytes is read by exact
+#: sizes (see :meth:`ClientConnection.read_size`).
+LARGE_PAYLOAD = 256 * 1024
+
+#: An exact read asks for at most this many bytes, so that an announced
+#: frame does not make one read allocate more than this.
+MAX_EXACT_READ = 4 * 1024 * 1024
+
+# Pieces of a message shorter than this are merged as they arrive, in
+# groups of _MERGE_COUNT, so that a server trickling bytes one read at a
+# time costs little more memory than the bytes themselves.
+_SMALL_PIECE = 4096
+_MERGE_COUNT = 256
+
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+
+class _Pieces:
+    """The pieces of one message or frame, joined once when it is complete.
+
+    A message that arrives as one piece is returned as that object, without
+    a copy.
+    """
+
+    __slots__ = ("parts", "small")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes | str] = []
+        self.small: list[bytes | str] = []
+
+    def add(self, piece: bytes | str) -> None:
+        if len(piece) >= _SMALL_PIECE:
+            if self.small:
+                self._merge()
+            self.parts.append(piece)
+        elif piece:
+            self.small.append(piece)
+            if len(self.small) >= _MERGE_COUNT:
+                self._merge()
+
+    def _merge(self) -> None:
+        small, self.small = self.small, []
+        self.parts.append(small[0][:0].join(small))  # type: ignore[arg-type]
+
+    def join_bytes(self) -> bytes:
+        if self.small:
+            self._merge()
+        return b"".join(self.parts)  # type: ignore[arg-type]
+
+    def join_text(self) -> str:
+        if self.small:
+            self._merge()
+        return "".join(self.parts)  # type: ignore[arg-type]
 
 
 class State(IntEnum):
@@ -136,12 +188,14 @@ class ClientConnection:
         # The data frame whose payload is still arriving.
         self._frame_remaining = 0
         self._frame_fin = False
-        self._frame_chunks: list[bytes] = []
+        self._frame_chunks: _Pieces | None = None
+        # True while the frames are large: reads then take exact sizes.
+        self._large = False
         # The message being reassembled (None when between messages).
         self._message_opcode: int | None = None
         self._message_compressed = False
         self._message_size = 0
-        self._message_parts: list[bytes] | list[str] = []
+        self._message_parts: _Pieces | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
 
     # --- handshake ---------------------------------------------------------
@@ -400,14 +454,16 @@ class ClientConnection:
     def _start_data_frame(self, first: int, opcode: int, length: int) -> None:
         """Set up the state for a data frame whose payload follows."""
         self._frame_fin = bool(first & 0x80)
-        self._frame_chunks = []
+        self._large = length >= LARGE_PAYLOAD
         if opcode != Opcode.CONTINUATION:
             self._message_opcode = opcode
             self._message_compressed = bool(first & 0x40)
             self._message_size = 0
-            self._message_parts = []
+            self._message_parts = _Pieces()
             self._decoder = _utf8_decoder() if opcode == Opcode.TEXT else None
-        if not self._message_compressed:
+        if self._message_compressed:
+            self._frame_chunks = _Pieces()
+        else:
             self._check_message_size(self._message_size + length)
 
     def _data_piece(self, piece: bytes, now: float, out: list[events.Event]) -> None:
@@ -415,18 +471,21 @@ class ClientConnection:
         frame_done = self._frame_remaining == 0
         if self._message_compressed:
             # Compressed frames are inflated whole: collect the frame first.
-            self._frame_chunks.append(piece)
+            assert self._frame_chunks is not None
+            self._frame_chunks.add(piece)
             if not frame_done:
                 return
             assert self.deflate is not None
-            compressed = b"".join(self._frame_chunks)
-            self._frame_chunks = []
+            compressed = self._frame_chunks.join_bytes()
+            self._frame_chunks = None
             # The limit applies to the whole decompressed message; the
             # decompressor stops as soon as the message passes it.
             piece = self.deflate.decompress(compressed, self._frame_fin, self.max_message_size)
             self._check_message_size(self._message_size + len(piece))
         self._message_size += len(piece)
         final = frame_done and self._frame_fin
+        parts = self._message_parts
+        assert parts is not None
         decoder = self._decoder
         if decoder is not None:
             # Decoding each piece as it arrives finds invalid UTF-8 in the
@@ -437,17 +496,42 @@ class ClientConnection:
                 raise InvalidPayload("text message is not valid UTF-8") from None
             if not final and _starts_surrogate(decoder):
                 raise InvalidPayload("text message is not valid UTF-8") from None
-            self._message_parts.append(text)  # type: ignore[arg-type]
+            parts.add(text)
             if final:
-                out.append(events.Text("".join(self._message_parts), now))  # type: ignore[arg-type]
+                out.append(events.Text(parts.join_text(), now))
         else:
-            self._message_parts.append(piece)  # type: ignore[arg-type]
+            parts.add(piece)
             if final:
-                out.append(events.Binary(b"".join(self._message_parts), now))  # type: ignore[arg-type]
+                out.append(events.Binary(parts.join_bytes(), now))
         if final:
             self._message_opcode = None
-            self._message_parts = []
+            self._message_parts = None
             self._decoder = None
+
+    def read_size(self, default: int) -> int:
+        """Return how many bytes the next read should ask for.
+
+        Normally ``default``. While frames are large (payloads of at least
+        :data:`LARGE_PAYLOAD` bytes), reads stop where a payload starts and
+        ends: the header of the next frame is read on its own, and then its
+        payload in one read of exactly its size, which becomes the
+        message's ``bytes`` without another copy.
+        """
+        if not self._large or self._message_compressed or self.state is State.CONNECTING:
+            return default
+        if self._frame_remaining:
+            return min(self._frame_remaining, MAX_EXACT_READ)
+        buffered = self._buffer
+        if len(buffered) < 2:
+            return 2 - len(buffered)
+        length = buffered[1] & 0x7F
+        header = 4 if length == 126 else 10 if length == 127 else 2
+        if len(buffered) < header:
+            return header - len(buffered)
+        if length < 126:
+            # A control frame (or a small frame) waits for its payload.
+            return header + length - len(buffered)
+        return default
 
     def _control_frame(self, opcode: int, payload: bytes, now: float, out: list[events.Event]) -> None:
         if opcode == Opcode.PING:
@@ -494,7 +578,8 @@ class ClientConnection:
         self.should_drop = True
         self._buffer = b""
         self._frame_remaining = 0
-        self._message_parts = []
+        self._message_parts = self._frame_chunks = None
+        self._large = False
 
     # --- sending -----------------------------------------------------------
 
