@@ -1,10 +1,11 @@
-"""Compare pure-Python ways to mask a WebSocket payload (RFC 6455 section 5.3).
+"""Compare ways to mask a WebSocket payload (RFC 6455 section 5.3).
 
 Run with ``python benchmarks/masking.py``. It prints the time per call and
-the throughput of each approach at 32 B, 1 KiB, 64 KiB and 1 MiB, then the
+the throughput of each approach at 32 B, 1 KiB, 64 KiB and 1 MiB, how many
+times faster lomond's C function is than its pure Python one, then the
 payload sizes around the point where ``bytes.translate`` overtakes the
 big-integer XOR. ``_TRANSLATE_THRESHOLD`` in ``lomond/protocol/mask.py`` is
-set from that second table.
+set from that last table.
 
 Approaches:
 
@@ -13,8 +14,12 @@ Approaches:
 - translate per lane: four ``bytes.translate`` calls, one per key byte, on
   the interleaved slices ``data[i::4]`` with a 256-byte XOR table;
 - bytearray loop: XOR byte by byte in a Python loop (the naive baseline);
-- lomond: ``lomond.protocol.mask.mask``, which picks one of the first two
-  by size.
+- lomond pure: ``lomond.protocol.mask.mask_python``, which picks one of the
+  first two by size;
+- lomond C: ``lomond._speedups.mask``, the C extension, when it is built
+  and ``LOMOND_NO_SPEEDUPS`` is not set;
+- websockets C: ``websockets.speedups.apply_mask``, for comparison, when
+  websockets and its C extension are installed.
 """
 
 from __future__ import annotations
@@ -26,7 +31,18 @@ import sys
 import timeit
 from collections.abc import Callable
 
-from lomond.protocol.mask import _TRANSLATE_THRESHOLD, mask
+from lomond.protocol.mask import _TRANSLATE_THRESHOLD, ACCELERATED, mask_python
+
+try:
+    from lomond._speedups import mask as mask_c
+except ImportError as error:
+    mask_c = None
+    MASK_C_MISSING = str(error)
+
+try:
+    from websockets.speedups import apply_mask as websockets_apply_mask
+except ImportError:
+    websockets_apply_mask = None
 
 TABLES = [bytes(value ^ key_byte for value in range(256)) for key_byte in range(256)]
 
@@ -66,13 +82,28 @@ APPROACHES: dict[str, Callable[[bytes, bytes], bytes]] = {
     "big-int XOR": mask_big_int,
     "translate per lane": mask_translate,
     "bytearray loop": mask_bytearray_loop,
-    "lomond mask()": mask,
+    "lomond pure": mask_python,
 }
+if mask_c is not None:
+    APPROACHES["lomond C"] = mask_c
+if websockets_apply_mask is not None:
+    APPROACHES["websockets C"] = websockets_apply_mask
+
+# Approaches that take (data, key) instead of (key, data).
+DATA_FIRST = {"websockets C"}
 
 
-def seconds_per_call(function: Callable[[bytes, bytes], bytes], key: bytes, data: bytes) -> float:
+def bind(name: str, key: bytes, data: bytes) -> Callable[[], bytes]:
+    """Return a call of one approach without a wrapper, so that small sizes time fairly."""
+    function = APPROACHES[name]
+    if name in DATA_FIRST:
+        return lambda: function(data, key)
+    return lambda: function(key, data)
+
+
+def seconds_per_call(call: Callable[[], bytes]) -> float:
     """Return the best time per call over REPEATS runs of about TARGET_SECONDS each."""
-    timer = timeit.Timer(lambda: function(key, data))
+    timer = timeit.Timer(call)
     number = 1
     # Grow the call count until one run takes long enough to time well.
     while number < 1_000_000:
@@ -94,22 +125,40 @@ def check_results(key: bytes) -> None:
     """Stop with an error if any approach gives a wrong mask."""
     data = os.urandom(4099)
     expected = bytes(byte ^ key[index % 4] for index, byte in enumerate(data))
-    for name, function in APPROACHES.items():
-        if function(key, data) != expected:
+    for name in APPROACHES:
+        if bind(name, key, data)() != expected:
             sys.exit(f"{name} gives a wrong result")
 
 
-def print_table(key: bytes, sizes: list[int], names: list[str]) -> None:
+def print_table(key: bytes, sizes: list[int], names: list[str]) -> dict[tuple[str, int], float]:
+    """Print the time per call and throughput of each approach, and return the times."""
     print(f"{'size':>8} | " + " | ".join(f"{name:>22}" for name in names))
     print("-" * (11 + 25 * len(names)))
+    times = {}
     for size in sizes:
         data = os.urandom(size)
         cells = []
         for name in names:
-            seconds = seconds_per_call(APPROACHES[name], key, data)
+            seconds = seconds_per_call(bind(name, key, data))
+            times[name, size] = seconds
             rate = size / seconds / 1e6
             cells.append(f"{seconds * 1e6:9.2f} us {rate:7.0f} MB/s")
         print(f"{format_size(size):>8} | " + " | ".join(f"{cell:>22}" for cell in cells))
+    return times
+
+
+def print_ratios(times: dict[tuple[str, int], float], sizes: list[int]) -> None:
+    """Print how many times faster lomond C is than lomond pure and than websockets C."""
+    if "lomond C" not in APPROACHES:
+        print(f"\nlomond C is not measured: {MASK_C_MISSING}")
+        return
+    print("\nTimes faster, lomond C against:\n")
+    others = [name for name in ("lomond pure", "websockets C") if name in APPROACHES]
+    print(f"{'size':>8} | " + " | ".join(f"{name:>14}" for name in others))
+    print("-" * (11 + 17 * len(others)))
+    for size in sizes:
+        cells = [f"{times[name, size] / times['lomond C', size]:13.2f}x" for name in others]
+        print(f"{format_size(size):>8} | " + " | ".join(f"{cell:>14}" for cell in cells))
 
 
 def main() -> None:
@@ -125,10 +174,12 @@ def main() -> None:
     check_results(key)
     print(f"Python {platform.python_version()} ({platform.python_implementation()}),"
           f" {platform.machine()}, {platform.processor() or 'unknown processor'}")
-    print(f"lomond switches to translate at {_TRANSLATE_THRESHOLD} bytes\n")
+    print(f"lomond.protocol.mask.mask is {'lomond C' if ACCELERATED else 'lomond pure'};"
+          f" lomond pure switches to translate at {_TRANSLATE_THRESHOLD} bytes\n")
 
     sizes = SIZES[:-1] if arguments.quick else SIZES
-    print_table(key, sizes, list(APPROACHES))
+    times = print_table(key, sizes, list(APPROACHES))
+    print_ratios(times, sizes)
     print("\nCrossover between the two fast approaches:\n")
     print_table(key, CROSSOVER_SIZES, ["big-int XOR", "translate per lane"])
 

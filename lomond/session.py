@@ -312,7 +312,239 @@ class WebSocketSession:
         self._ended = False
         yield events.Connecting(websocket.safe_url, wall())
         try:
-            yield from self._run(poll, ping_rate, ping_timeout, auto_pong, close_timeout)
+            monotonic = time.monotonic
+            read = os.read
+            self._disconnect_reason = "closed"
+            self._ping_timeout = ping_timeout
+            self._close_timeout = close_timeout
+
+            # 1. TCP, proxy and TLS.
+            yield from self._connect()
+            if self._sock is None:
+                self._ended = True
+                yield events.Disconnected(self._disconnect_reason, False, wall())
+                return
+
+            # 2. The opening handshake.
+            try:
+                connection = websocket._new_connection(auto_pong)
+            except UsageError as error:
+                # The headers callable returned something that cannot be sent.
+                reason = f"invalid handshake headers ({error})"
+                log.warning("%s: %s", websocket.safe_url, reason)
+                self.close()
+                yield events.ConnectFail(reason, wall())
+                self._ended = True
+                yield events.Disconnected(reason, False, wall())
+                return
+            self.connection = connection
+            sock = self._sock
+            self._bind_reader(sock)
+            try:
+                self.write(connection.request())
+            except (TransportFail, WebSocketUnavailable) as error:
+                self._ended = True
+                yield events.Disconnected(f"handshake request failed ({error})", False, wall())
+                return
+            pending = self.transport.leftover if self.transport else b""
+
+            handshake_deadline = monotonic() + websocket.handshake_timeout
+            next_poll = monotonic() + poll if poll else None
+            next_ping = None
+            graceful = False
+            reason = "closed"
+            read_first = False
+
+            # 3. One loop for the handshake and the connection: wait once, with
+            # the earliest deadline, then feed what arrived to the protocol.
+            while True:
+                now = monotonic()
+                if pending or connection.failure_pending:
+                    # A pending failure is reported by feeding no bytes, after
+                    # the events before it were handled.
+                    data, pending = pending, b""
+                else:
+                    # 3a. Deadlines.
+                    if connection.state is State.CONNECTING:
+                        if now >= handshake_deadline:
+                            reason = (
+                                "handshake timed out: no answer after"
+                                f" {websocket.handshake_timeout:g}s"
+                            )
+                            log.info("%s: %s", websocket.safe_url, reason)
+                            yield events.ConnectFail(reason, wall())
+                            break
+                        deadline = handshake_deadline
+                    else:
+                        if next_ping is None and ping_rate:
+                            next_ping = now + ping_rate
+                        # A timer due within 1% of its interval is handled now,
+                        # so that a ping due just after a poll shares its wake-up.
+                        if next_poll is not None and now >= next_poll - poll * _EARLY:
+                            # A steady cadence: a late wake-up does not push
+                            # the next poll back, unless a whole interval passed.
+                            next_poll += poll
+                            if next_poll <= now:
+                                next_poll = now + poll
+                            yield events.Poll(wall())
+                            now = monotonic()
+                        if (
+                            next_ping is not None
+                            and now >= next_ping - ping_rate * _EARLY
+                            and connection.state is State.OPEN
+                        ):
+                            next_ping = now + ping_rate
+                            # A send blocked on a full socket holds the write
+                            # lock; waiting for it here would stop the loop, so
+                            # this ping is skipped (the stalled write has its own
+                            # bound when ping_timeout is set).
+                            if not self._write_lock.locked():
+                                if self._ping_time is None:
+                                    self._ping_time = now
+                                try:
+                                    self.send(connection.send_ping, b"", wall())
+                                except (TransportFail, WebSocketUnavailable) as error:
+                                    reason = str(error)
+                                    break
+                        if (
+                            ping_timeout
+                            and self._ping_time is not None
+                            and now - self._ping_time >= ping_timeout
+                        ):
+                            # A loaded hub can wake this loop late: bytes that
+                            # arrived meanwhile (perhaps the pong) count first.
+                            late = self._read_waiting()
+                            if late:
+                                pending = late
+                                continue
+                            reason = f"unresponsive: no pong within {ping_timeout:g}s"
+                            log.info("%s: %s", websocket.safe_url, reason)
+                            yield events.Unresponsive(wall())
+                            break
+                        if connection.state is State.CLOSING and self._close_time is None:
+                            self._close_time = now
+                        if close_timeout and self._close_time is not None:
+                            if now - self._close_time >= close_timeout:
+                                late = self._read_waiting()
+                                if late:
+                                    pending = late
+                                    continue
+                                reason = f"close timed out: no close frame within {close_timeout:g}s"
+                                log.info("%s: %s", websocket.safe_url, reason)
+                                break
+                        # A close() from another greenlet cannot shorten a wait
+                        # already started, so no wait is longer than the close
+                        # timeout.
+                        deadline = now + (close_timeout or 3600.0)
+                        if next_poll is not None and next_poll < deadline:
+                            deadline = next_poll
+                        if next_ping is not None and next_ping < deadline:
+                            deadline = next_ping
+                        if ping_timeout and self._ping_time is not None:
+                            deadline = min(deadline, self._ping_time + ping_timeout)
+                        if close_timeout and self._close_time is not None:
+                            deadline = min(deadline, self._close_time + close_timeout)
+                        deadline = coalesce_deadline(deadline, now)
+
+                    # 3b. Wait for data or the deadline.
+                    if self._sock is None:
+                        reason = self._drop_reason or "socket closed"
+                        break
+                    data = None
+                    try:
+                        fd = self._fd
+                        if fd >= 0:
+                            # After a full read more bytes are likely waiting: try
+                            # to read before waiting. Otherwise wait first, which
+                            # saves a failed read per message and per idle wake-up.
+                            size = connection.read_size(READ_SIZE)
+                            if read_first:
+                                try:
+                                    data = read(fd, size)
+                                except BlockingIOError:
+                                    pass
+                            if data is None and self._wait_readable(
+                                max(deadline - monotonic(), 0.0)
+                            ):
+                                data = read(fd, size)
+                            read_first = data is not None and len(data) == size
+                        else:
+                            # A greenlet-local timeout, not a socket timeout: the
+                            # socket's timeout would also bound sendall() in other
+                            # greenlets and could cut a frame off halfway.
+                            with gevent.Timeout(max(deadline - monotonic(), 0.0), False):
+                                data = sock.recv(READ_SIZE)
+                    except BlockingIOError:
+                        # Readable, yet nothing to read: wait again.
+                        data = None
+                    except OSError as error:
+                        reason = self._drop_reason or f"socket error ({error})"
+                        log.info("%s: %s", websocket.safe_url, reason)
+                        if connection.state is State.CONNECTING and not self._aborted:
+                            # The same failure as an EOF here: no WebSocket yet.
+                            yield events.ConnectFail(reason, wall())
+                        break
+                    except BaseException as error:
+                        _mark_external(error)
+                        raise
+                    if data is None:
+                        continue
+                    if not data:
+                        during_handshake = connection.state is State.CONNECTING
+                        connection.receive_eof()
+                        if connection.close_received is not None:
+                            graceful = True
+                            reason = "closed"
+                        elif during_handshake:
+                            reason = "the server closed the connection during the handshake"
+                            yield events.ConnectFail(reason, wall())
+                        else:
+                            reason = "the server closed the connection without a close frame"
+                        break
+
+                # 3c. Feed the protocol and write the frames it queued (pongs, close frames).
+                received = connection.receive(data, wall())
+                hop = yield from self._follow_redirect(connection, received, auto_pong)
+                if isinstance(hop, str):
+                    reason = hop
+                    break
+                if hop is not None:
+                    connection, pending = hop
+                    sock = self._sock
+                    self._bind_reader(sock)
+                    handshake_deadline = monotonic() + websocket.handshake_timeout
+                    continue
+                reply = connection.data_to_send()
+                if reply:
+                    try:
+                        self.write(reply)
+                    except (TransportFail, WebSocketUnavailable):
+                        pass
+                for event in received:
+                    if event.name == "pong":
+                        self._ping_time = None
+                        if event.latency is not None:  # type: ignore[attr-defined]
+                            websocket.latency = event.latency  # type: ignore[attr-defined]
+                    yield event
+                # Drop the last chunk and events before the next wait, so that an
+                # idle connection keeps neither.
+                received = event = data = None  # type: ignore[assignment]
+                if connection.should_drop:
+                    reason = connection.failure or "connection failed"
+                    break
+                if connection.state is State.CLOSED and connection.close_received is not None:
+                    # Both close frames exchanged: wait briefly for the server
+                    # to close TCP (section 7.1.1), then close it ourselves.
+                    graceful = True
+                    reason = "closed"
+                    self._wait_for_eof(min(close_timeout or _FINAL_EOF_WAIT, _FINAL_EOF_WAIT))
+                    break
+
+            self.close()
+            log.info("disconnected from %s: %s", websocket.safe_url, reason)
+            websocket._emit_trace("disconnected", reason=reason, graceful=graceful)
+            self._ended = True
+            yield events.Disconnected(reason, graceful, wall())
         except Exception as error:
             # The outermost guard. An exception thrown into this greenlet
             # while it waited (gevent.Timeout with an exception, kill()) and
@@ -328,6 +560,7 @@ class WebSocketSession:
         finally:
             self.close()
             websocket._on_session_end(self)
+
 
     def _connect(self) -> Iterator[events.Event]:
         """Open TCP, proxy and TLS; on failure set the reason and leave ``_sock`` unset."""
@@ -360,255 +593,11 @@ class WebSocketSession:
             return
         self._sock = transport.sock
         # Writes block until done, which is the back-pressure on senders;
-        # the loop bounds its own reads (see the wait in _run).
+        # the loop bounds its own reads (see the wait in run()).
         self._sock.settimeout(None)
         log.info("connected to %s", websocket.safe_url)
         websocket._emit_trace("connected", proxy=transport.proxy)
         yield events.Connected(websocket.safe_url, transport.proxy, time.time())
-
-    def _run(
-        self,
-        poll: float,
-        ping_rate: float,
-        ping_timeout: float | None,
-        auto_pong: bool,
-        close_timeout: float | None,
-    ) -> Iterator[events.Event]:
-        websocket = self.websocket
-        wall = time.time
-        monotonic = time.monotonic
-        read = os.read
-        self._disconnect_reason = "closed"
-        self._ping_timeout = ping_timeout
-        self._close_timeout = close_timeout
-
-        # 1. TCP, proxy and TLS.
-        yield from self._connect()
-        if self._sock is None:
-            self._ended = True
-            yield events.Disconnected(self._disconnect_reason, False, wall())
-            return
-
-        # 2. The opening handshake.
-        try:
-            connection = websocket._new_connection(auto_pong)
-        except UsageError as error:
-            # The headers callable returned something that cannot be sent.
-            reason = f"invalid handshake headers ({error})"
-            log.warning("%s: %s", websocket.safe_url, reason)
-            self.close()
-            yield events.ConnectFail(reason, wall())
-            self._ended = True
-            yield events.Disconnected(reason, False, wall())
-            return
-        self.connection = connection
-        sock = self._sock
-        self._bind_reader(sock)
-        try:
-            self.write(connection.request())
-        except (TransportFail, WebSocketUnavailable) as error:
-            self._ended = True
-            yield events.Disconnected(f"handshake request failed ({error})", False, wall())
-            return
-        pending = self.transport.leftover if self.transport else b""
-
-        handshake_deadline = monotonic() + websocket.handshake_timeout
-        next_poll = monotonic() + poll if poll else None
-        next_ping = None
-        graceful = False
-        reason = "closed"
-        read_first = False
-
-        # 3. One loop for the handshake and the connection: wait once, with
-        # the earliest deadline, then feed what arrived to the protocol.
-        while True:
-            now = monotonic()
-            if pending or connection.failure_pending:
-                # A pending failure is reported by feeding no bytes, after
-                # the events before it were handled.
-                data, pending = pending, b""
-            else:
-                # 3a. Deadlines.
-                if connection.state is State.CONNECTING:
-                    if now >= handshake_deadline:
-                        reason = (
-                            "handshake timed out: no answer after"
-                            f" {websocket.handshake_timeout:g}s"
-                        )
-                        log.info("%s: %s", websocket.safe_url, reason)
-                        yield events.ConnectFail(reason, wall())
-                        break
-                    deadline = handshake_deadline
-                else:
-                    if next_ping is None and ping_rate:
-                        next_ping = now + ping_rate
-                    # A timer due within 1% of its interval is handled now,
-                    # so that a ping due just after a poll shares its wake-up.
-                    if next_poll is not None and now >= next_poll - poll * _EARLY:
-                        # A steady cadence: a late wake-up does not push
-                        # the next poll back, unless a whole interval passed.
-                        next_poll += poll
-                        if next_poll <= now:
-                            next_poll = now + poll
-                        yield events.Poll(wall())
-                        now = monotonic()
-                    if (
-                        next_ping is not None
-                        and now >= next_ping - ping_rate * _EARLY
-                        and connection.state is State.OPEN
-                    ):
-                        next_ping = now + ping_rate
-                        # A send blocked on a full socket holds the write
-                        # lock; waiting for it here would stop the loop, so
-                        # this ping is skipped (the stalled write has its own
-                        # bound when ping_timeout is set).
-                        if not self._write_lock.locked():
-                            if self._ping_time is None:
-                                self._ping_time = now
-                            try:
-                                self.send(connection.send_ping, b"", wall())
-                            except (TransportFail, WebSocketUnavailable) as error:
-                                reason = str(error)
-                                break
-                    if (
-                        ping_timeout
-                        and self._ping_time is not None
-                        and now - self._ping_time >= ping_timeout
-                    ):
-                        # A loaded hub can wake this loop late: bytes that
-                        # arrived meanwhile (perhaps the pong) count first.
-                        late = self._read_waiting()
-                        if late:
-                            pending = late
-                            continue
-                        reason = f"unresponsive: no pong within {ping_timeout:g}s"
-                        log.info("%s: %s", websocket.safe_url, reason)
-                        yield events.Unresponsive(wall())
-                        break
-                    if connection.state is State.CLOSING and self._close_time is None:
-                        self._close_time = now
-                    if close_timeout and self._close_time is not None:
-                        if now - self._close_time >= close_timeout:
-                            late = self._read_waiting()
-                            if late:
-                                pending = late
-                                continue
-                            reason = f"close timed out: no close frame within {close_timeout:g}s"
-                            log.info("%s: %s", websocket.safe_url, reason)
-                            break
-                    # A close() from another greenlet cannot shorten a wait
-                    # already started, so no wait is longer than the close
-                    # timeout.
-                    deadline = now + (close_timeout or 3600.0)
-                    if next_poll is not None and next_poll < deadline:
-                        deadline = next_poll
-                    if next_ping is not None and next_ping < deadline:
-                        deadline = next_ping
-                    if ping_timeout and self._ping_time is not None:
-                        deadline = min(deadline, self._ping_time + ping_timeout)
-                    if close_timeout and self._close_time is not None:
-                        deadline = min(deadline, self._close_time + close_timeout)
-                    deadline = coalesce_deadline(deadline, now)
-
-                # 3b. Wait for data or the deadline.
-                if self._sock is None:
-                    reason = self._drop_reason or "socket closed"
-                    break
-                data = None
-                try:
-                    fd = self._fd
-                    if fd >= 0:
-                        # After a full read more bytes are likely waiting: try
-                        # to read before waiting. Otherwise wait first, which
-                        # saves a failed read per message and per idle wake-up.
-                        size = connection.read_size(READ_SIZE)
-                        if read_first:
-                            try:
-                                data = read(fd, size)
-                            except BlockingIOError:
-                                pass
-                        if data is None and self._wait_readable(
-                            max(deadline - monotonic(), 0.0)
-                        ):
-                            data = read(fd, size)
-                        read_first = data is not None and len(data) == size
-                    else:
-                        # A greenlet-local timeout, not a socket timeout: the
-                        # socket's timeout would also bound sendall() in other
-                        # greenlets and could cut a frame off halfway.
-                        with gevent.Timeout(max(deadline - monotonic(), 0.0), False):
-                            data = sock.recv(READ_SIZE)
-                except BlockingIOError:
-                    # Readable, yet nothing to read: wait again.
-                    data = None
-                except OSError as error:
-                    reason = self._drop_reason or f"socket error ({error})"
-                    log.info("%s: %s", websocket.safe_url, reason)
-                    if connection.state is State.CONNECTING and not self._aborted:
-                        # The same failure as an EOF here: no WebSocket yet.
-                        yield events.ConnectFail(reason, wall())
-                    break
-                except BaseException as error:
-                    _mark_external(error)
-                    raise
-                if data is None:
-                    continue
-                if not data:
-                    during_handshake = connection.state is State.CONNECTING
-                    connection.receive_eof()
-                    if connection.close_received is not None:
-                        graceful = True
-                        reason = "closed"
-                    elif during_handshake:
-                        reason = "the server closed the connection during the handshake"
-                        yield events.ConnectFail(reason, wall())
-                    else:
-                        reason = "the server closed the connection without a close frame"
-                    break
-
-            # 3c. Feed the protocol and write the frames it queued (pongs, close frames).
-            received = connection.receive(data, wall())
-            hop = yield from self._follow_redirect(connection, received, auto_pong)
-            if isinstance(hop, str):
-                reason = hop
-                break
-            if hop is not None:
-                connection, pending = hop
-                sock = self._sock
-                self._bind_reader(sock)
-                handshake_deadline = monotonic() + websocket.handshake_timeout
-                continue
-            reply = connection.data_to_send()
-            if reply:
-                try:
-                    self.write(reply)
-                except (TransportFail, WebSocketUnavailable):
-                    pass
-            for event in received:
-                if event.name == "pong":
-                    self._ping_time = None
-                    if event.latency is not None:  # type: ignore[attr-defined]
-                        websocket.latency = event.latency  # type: ignore[attr-defined]
-                yield event
-            # Drop the last chunk and events before the next wait, so that an
-            # idle connection keeps neither.
-            received = event = data = None  # type: ignore[assignment]
-            if connection.should_drop:
-                reason = connection.failure or "connection failed"
-                break
-            if connection.state is State.CLOSED and connection.close_received is not None:
-                # Both close frames exchanged: wait briefly for the server
-                # to close TCP (section 7.1.1), then close it ourselves.
-                graceful = True
-                reason = "closed"
-                self._wait_for_eof(min(close_timeout or _FINAL_EOF_WAIT, _FINAL_EOF_WAIT))
-                break
-
-        self.close()
-        log.info("disconnected from %s: %s", websocket.safe_url, reason)
-        websocket._emit_trace("disconnected", reason=reason, graceful=graceful)
-        self._ended = True
-        yield events.Disconnected(reason, graceful, wall())
 
     def _follow_redirect(
         self, connection: ClientConnection, received: list[events.Event], auto_pong: bool
