@@ -29,6 +29,10 @@ class Client:
     required_version: str = ""
     monkey_patch: bool = False
     gevent_capable: bool = False
+    # Extra arguments for the client script.
+    arguments: tuple = ()
+    # The scenario kinds this client runs in (empty: all of them).
+    kinds: tuple = ()
 
 
 CLIENTS = (
@@ -36,6 +40,11 @@ CLIENTS = (
     # The same code on gevent's sockets: the floor for gevent clients.
     Client("raw-gevent", "raw socket, monkey-patched", "client_raw.py", "project",
            ("gevent",), "gevent", monkey_patch=True),
+    # One greenlet per connection, blocked in recv(): the memory and CPU
+    # floor of any client that gives each connection a greenlet.
+    Client("raw-greenlet", "raw socket, a greenlet each", "client_raw.py", "project",
+           ("gevent",), "gevent", monkey_patch=True, arguments=("--greenlet-each",),
+           kinds=("idle",)),
     Client("lomond", "lomond (this tree)", "client_lomond.py", "project",
            ("lomond", "gevent"), "lomond", gevent_capable=True),
     Client("lomond-0.3.4", "lomond 0.3.4, monkey-patched", "client_lomond.py", "peers",

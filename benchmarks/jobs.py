@@ -138,6 +138,7 @@ class Job:
         command += self.scenario.client_arguments(self.sizes)
         if self.client.monkey_patch:
             command.append("--monkey-patch")
+        command += list(self.client.arguments)
         if self.profile_path:
             command += ["--profile", str(self.profile_path)]
         self.stderr_path = os.path.join(

@@ -224,6 +224,8 @@ class Run:
         self.runs = {scenario.name: {} for scenario in self.scenarios}
         for scenario in self.scenarios:
             for client in self.clients:
+                if client.kinds and scenario.kind not in client.kinds:
+                    continue
                 entry = {"runs": []}
                 info = self.availability[client.name]
                 note = info.get("note") or thread_budget_note(
@@ -240,8 +242,9 @@ class Run:
                         sys.executable, self.log_dir, self.args.timeout, profile_path)
 
     def runnable(self, scenario):
+        entries = self.runs[scenario.name]
         return [client for client in self.available
-                if self.runs[scenario.name][client.name].get("status") != "skipped"]
+                if client.name in entries and entries[client.name].get("status") != "skipped"]
 
     def is_slow(self, scenario, client):
         """Tell whether a run of this client already took past --slow-run-seconds.

@@ -39,6 +39,9 @@ def parse_args(argv=None):
     parser.add_argument("--open-concurrency", type=int, default=DEFAULT_OPEN_CONCURRENCY)
     parser.add_argument("--monkey-patch", action="store_true",
                         help="call gevent.monkey.patch_all() before importing the client")
+    parser.add_argument("--greenlet-each", action="store_true",
+                        help="raw client, idle scenario: block in recv() in one greenlet "
+                             "per connection (needs --monkey-patch)")
     parser.add_argument("--profile", metavar="PATH",
                         help="write cProfile statistics of the scenario to PATH")
     return parser.parse_args(argv)

@@ -168,6 +168,8 @@ def idle(args):
     warm_up(args)
     rss_before = bench.rss_bytes()
     sockets, open_seconds = open_many(args)
+    if args.greenlet_each:
+        return idle_greenlets(args, sockets, open_seconds, rss_before)
     bench.announce_opened()
 
     selector = selectors.DefaultSelector()
@@ -186,6 +188,34 @@ def idle(args):
     idle_seconds = time.monotonic() - started
     cpu_used = bench.cpu_seconds() - cpu_before
     return bench.idle_result(args, len(sockets), open_seconds, rss_before, bench.rss_bytes(),
+                             cpu_used, idle_seconds)
+
+
+def idle_greenlets(args, sockets, open_seconds, rss_before):
+    """Hold each connection in its own greenlet, blocked in recv().
+
+    The floor of memory and CPU for a client that gives every connection a
+    greenlet: the greenlet, its stacks and the socket's watcher, no
+    WebSocket state.
+    """
+    import gevent
+
+    def hold(sock):
+        sock.setblocking(True)
+        while sock.recv(65536):
+            pass
+
+    greenlets = [gevent.spawn(hold, sock) for sock in sockets]
+    gevent.sleep(0)
+    bench.announce_opened()
+    cpu_before = bench.cpu_seconds()
+    started = time.monotonic()
+    gevent.sleep(args.idle_seconds)
+    idle_seconds = time.monotonic() - started
+    cpu_used = bench.cpu_seconds() - cpu_before
+    rss_after = bench.rss_bytes()
+    gevent.killall(greenlets, timeout=5)
+    return bench.idle_result(args, len(sockets), open_seconds, rss_before, rss_after,
                              cpu_used, idle_seconds)
 
 
