@@ -2,8 +2,8 @@
 
 ``mask`` and ``mask_into`` are the C functions of the optional extension
 ``lomond._speedups`` when it is built and imports, and the pure Python
-``mask_python`` and ``mask_into_python`` otherwise. ``ACCELERATED`` tells
-which. Importing the extension raises ImportError when the environment
+``mask_python`` and ``mask_into_python`` otherwise. ``ACCELERATED`` is
+True when the C functions are in use. Importing the extension raises ImportError when the environment
 variable ``LOMOND_NO_SPEEDUPS`` is set to a non-empty value. The extension
 checks that variable itself, because this package reads no environment.
 
@@ -31,13 +31,13 @@ raise ValueError for a key that is not 4 bytes, TypeError for a read-only
 from __future__ import annotations
 
 import operator
-from typing import Union
+from typing import TypeAlias
 
-__all__ = ["ACCELERATED", "mask", "mask_into", "mask_python", "mask_into_python"]
+__all__ = ["ACCELERATED", "mask", "mask_into", "mask_into_python", "mask_python"]
 
-# The argument types that both versions accept. The C version also accepts
-# any other C-contiguous object with the buffer protocol.
-BytesLike = Union[bytes, bytearray, memoryview]
+# The argument types for type checking. Both versions also accept any other
+# C-contiguous object with the buffer protocol, such as array.array.
+BytesLike: TypeAlias = bytes | bytearray | memoryview
 
 # XOR tables for bytes.translate: _TABLES[k][b] == b ^ k. 64 KiB, built once
 # per process and shared by every connection.

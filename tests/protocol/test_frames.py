@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from lomond.errors import WebSocketUnavailable
@@ -16,7 +14,6 @@ from lomond.protocol.frames import (
     Opcode,
     build_frame,
 )
-from lomond.protocol.mask import mask
 
 from .helpers import (
     CountingSource,
@@ -154,28 +151,6 @@ def test_send_default_source_keys_differ() -> None:
     assert first[1] != second[1]
     assert first[2] == second[2] == b"same"
     assert first[3] != second[3]
-
-
-MASK_SIZES = [0, 1, 3, 4, 5, 31, 32, 33, 1023, 1024, 1025, 4099]
-
-
-@pytest.mark.parametrize("size", MASK_SIZES)
-def test_mask_matches_reference(size: int) -> None:
-    rng = random.Random(size)
-    for _ in range(5):
-        key = bytes(rng.randrange(256) for _ in range(4))
-        data = bytes(rng.randrange(256) for _ in range(size))
-        masked = mask(key, data)
-        assert masked == xor_mask(key, data)
-        # Masking is its own inverse (section 5.3).
-        assert mask(key, masked) == data
-
-
-def test_mask_bytearray() -> None:
-    key = b"\x01\x80\xff\x00"
-    for size in (10, 2000):
-        data = bytearray(range(256)) * (size // 256 + 1)
-        assert mask(key, data[:size]) == xor_mask(key, bytes(data[:size]))
 
 
 # --- section 5.2: reserved bits ----------------------------------------------
