@@ -5,7 +5,12 @@ generator in the greenlet that iterates the WebSocket: each turn of its
 loop waits once for readability, with a timeout that is the earliest of the
 next poll, the next automatic ping, the ping timeout, the close timeout and
 the handshake timeout. No timer greenlet runs per connection, and an idle
-connection wakes only for its own deadlines.
+connection wakes only for its own deadlines, on a 50 ms grid shared with
+the other connections of the process.
+
+A plain TCP or Unix socket is read and written through its descriptor,
+and the loop waits on it with one read watcher and one timer per wait
+(see _bind_reader). A TLS socket is read through the socket object.
 
 Sends may come from any greenlet (and, through the hub, from other OS
 threads); a lock serializes whole frames so that they never interleave.
