@@ -313,6 +313,11 @@ def scenario_heading(document, name):
     return heading
 
 
+QUICK_TARGETS_NOTE = (
+    "A quick run's sizes are too small for these checks: it shows that every "
+    "client runs, not whether lomond meets a target.")
+
+
 def text_report(document):
     parts = []
     for name, clients in document["scenarios"].items():
@@ -322,6 +327,8 @@ def text_report(document):
         parts.extend(notes_for(clients))
     if document["targets"]:
         parts.append("\ntargets (lomond, from this run)")
+        if document["settings"]["quick"]:
+            parts.append(QUICK_TARGETS_NOTE)
         parts.append(render_text(*targets_table(document["targets"])))
     return "\n".join(parts)
 
@@ -345,7 +352,10 @@ def markdown_report(document):
         "",
     ]
     if document["targets"]:
-        lines += ["## Targets", "", render_markdown(*targets_table(document["targets"])), ""]
+        lines += ["## Targets", ""]
+        if settings["quick"]:
+            lines += [QUICK_TARGETS_NOTE, ""]
+        lines += [render_markdown(*targets_table(document["targets"])), ""]
     for name, clients in document["scenarios"].items():
         scenario = SCENARIOS_BY_NAME[name]
         lines += ["## " + scenario_heading(document, name), "",
