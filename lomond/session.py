@@ -509,16 +509,18 @@ class WebSocketSession:
 
                 # 3c. Feed the protocol and write the frames it queued (pongs, close frames).
                 received = connection.receive(data, wall())
-                hop = yield from self._follow_redirect(connection, received, auto_pong)
-                if isinstance(hop, str):
-                    reason = hop
-                    break
-                if hop is not None:
-                    connection, pending = hop
-                    sock = self._sock
-                    self._bind_reader(sock)
-                    handshake_deadline = monotonic() + websocket.handshake_timeout
-                    continue
+                if connection.should_drop and connection.response is not None:
+                    # A rejected handshake, perhaps a redirect to follow.
+                    hop = yield from self._follow_redirect(connection, received, auto_pong)
+                    if isinstance(hop, str):
+                        reason = hop
+                        break
+                    if hop is not None:
+                        connection, pending = hop
+                        sock = self._sock
+                        self._bind_reader(sock)
+                        handshake_deadline = monotonic() + websocket.handshake_timeout
+                        continue
                 reply = connection.data_to_send()
                 if reply:
                     try:
