@@ -35,7 +35,8 @@ xor_with_key(unsigned char *destination, const unsigned char *source,
     uint64_t key_word;
     Py_ssize_t index = 0;
 
-    /* Each 8-byte word starts at a multiple of 4, so the key repeated
+    /* The key is copied first, because it may be a view into destination.
+     * Each 8-byte word starts at a multiple of 4, so the key repeated
      * twice lines up with every word. memcpy keeps the loads and stores
      * safe at any alignment, and compilers turn it into plain moves. */
     memcpy(key_bytes, key, KEY_SIZE);
@@ -49,7 +50,7 @@ xor_with_key(unsigned char *destination, const unsigned char *source,
         memcpy(destination + index, &word, sizeof(word));
     }
     for (; index < size; index++) {
-        destination[index] = source[index] ^ key[index % KEY_SIZE];
+        destination[index] = source[index] ^ key_bytes[index % KEY_SIZE];
     }
 }
 

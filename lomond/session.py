@@ -211,7 +211,16 @@ class WebSocketSession:
         except OSError as error:
             raise TransportFail(f"send failed ({error})") from None
         except BaseException as error:
+            # An exception thrown in while the write waited (gevent.Timeout,
+            # kill) can leave part of a frame on the wire, and the server
+            # would then read the next frame as its payload: drop the
+            # connection.
             _mark_external(error)
+            self._drop_reason = (
+                f"send interrupted by {type(error).__name__}: part of a frame may be on the wire"
+            )
+            log.info("%s: %s", self.websocket.safe_url, self._drop_reason)
+            self.close()
             raise
 
     def send(self, build: Any, *args: Any, lock_timeout: float | None = None) -> None:
@@ -315,6 +324,10 @@ class WebSocketSession:
         websocket = self.websocket
         wall = time.time
         self._ended = False
+        # The loop runs in the thread that iterates, which need not be the
+        # one that called connect(): its watchers belong to that thread's hub.
+        self._thread_id = _get_thread_id()
+        self._hub = gevent.get_hub()
         yield events.Connecting(websocket.safe_url, wall())
         try:
             monotonic = time.monotonic
@@ -393,17 +406,17 @@ class WebSocketSession:
                                 next_poll = now + poll
                             yield events.Poll(wall())
                             now = monotonic()
-                        if (
-                            next_ping is not None
-                            and now >= next_ping - ping_rate * _EARLY
-                            and connection.state is State.OPEN
-                        ):
-                            next_ping = now + ping_rate
-                            # A send blocked on a full socket holds the write
-                            # lock; waiting for it here would stop the loop, so
-                            # this ping is skipped (the stalled write has its own
-                            # bound when ping_timeout is set).
-                            if not self._write_lock.locked():
+                        if next_ping is not None and now >= next_ping - ping_rate * _EARLY:
+                            # The same steady cadence as polls. A ping due
+                            # while closing is skipped, and so is one while
+                            # a send blocked on a full socket holds the write
+                            # lock: waiting for it here would stop the loop
+                            # (the stalled write has its own bound when
+                            # ping_timeout is set).
+                            next_ping += ping_rate
+                            if next_ping <= now:
+                                next_ping = now + ping_rate
+                            if connection.state is State.OPEN and not self._write_lock.locked():
                                 if self._ping_time is None:
                                     self._ping_time = now
                                 try:
@@ -463,14 +476,16 @@ class WebSocketSession:
                             # to read before waiting. Otherwise wait first, which
                             # saves a failed read per message and per idle wake-up.
                             size = connection.read_size(READ_SIZE)
-                            if read_first:
+                            timeout = deadline - monotonic()
+                            if read_first or timeout <= 0:
+                                # A wait with no time left only reads what
+                                # has arrived: its timer would fire before
+                                # the read watcher.
                                 try:
                                     data = read(fd, size)
                                 except BlockingIOError:
                                     pass
-                            if data is None and self._wait_readable(
-                                max(deadline - monotonic(), 0.0)
-                            ):
+                            if data is None and timeout > 0 and self._wait_readable(timeout):
                                 data = read(fd, size)
                             read_first = data is not None and len(data) == size
                         else:

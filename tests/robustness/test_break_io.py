@@ -33,6 +33,8 @@ _speedups = pytest.importorskip("lomond._speedups")
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 KIB = 1024
 MIB = 1024 * 1024
+# How late a timer may fire on a loaded test machine, beyond the 50 ms grid.
+LATE = 0.1 * float(os.environ.get("LOMOND_TEST_TIMEOUT_SCALE", "1"))
 
 
 # --- a raw server ---------------------------------------------------------------
@@ -408,10 +410,10 @@ def test_concurrent_sends_reach_a_slow_reader_whole(ping_timeout):
         websocket = WebSocket(server.url)
         names = []
         with gevent.Timeout(25):
-            # NOTE: ping_rate stays 0, because a ping that falls due during
-            # the closing handshake delays the close reply until close_timeout.
+            # Pings fall due while the writes stall and during the closing
+            # handshake: they must neither interleave nor delay the close.
             for event in websocket.connect(
-                ping_rate=0, poll=0.05, ping_timeout=ping_timeout, close_timeout=10
+                ping_rate=0.2, poll=0.05, ping_timeout=ping_timeout, close_timeout=10
             ):
                 names.append(event.name)
                 if event.name == "ready":
@@ -563,11 +565,13 @@ def test_polls_keep_a_steady_cadence():
                     if len(polls) == 21:
                         websocket.force_disconnect()
     # Poll n is due n * 0.05 s after the first one: a late wake-up must not
-    # push later polls back, so no lateness accumulates.
+    # push later polls back, so no lateness accumulates. The upper bound
+    # leaves room for a loaded test machine.
+    slack = 0.05 + LATE
     for index, moment in enumerate(polls):
         offset = moment - polls[0]
         assert index * 0.05 - 0.001 <= offset, (index, offset)
-        assert offset <= index * 0.05 + 0.04, (index, offset)
+        assert offset <= index * 0.05 + slack, (index, offset)
 
 
 @pytest.mark.timeout(10)
@@ -595,8 +599,8 @@ def test_ping_timeout_fires_within_the_grid(ping_timeout):
     # The server sees the ping a little after the client sent it.
     waited = ends["unresponsive"] - pings[0]
     assert ping_timeout - 0.02 <= waited, waited
-    assert waited <= ping_timeout + 0.05 + 0.03, waited
-    assert ends["disconnected"] - ends["unresponsive"] < 0.05
+    assert waited <= ping_timeout + 0.05 + LATE, waited
+    assert ends["disconnected"] - ends["unresponsive"] < LATE
 
 
 @pytest.mark.timeout(10)
@@ -620,14 +624,14 @@ def test_close_timeout_fires_within_the_grid(close_timeout):
     assert reason == f"close timed out: no close frame within {close_timeout:g}s"
     waited = moments["end"] - moments["close"]
     assert close_timeout <= waited, waited
-    assert waited <= close_timeout + 0.05 + 0.03, waited
+    assert waited <= close_timeout + 0.05 + LATE, waited
 
 
 # --- redirects ----------------------------------------------------------------------
 
 
 @pytest.mark.timeout(10)
-def test_redirect_hops_read_the_new_socket_through_its_descriptor():
+def test_redirect_hops_keep_descriptor_reads():
     routes = {
         "/a": [steps.redirect("/b")],
         "/b": [steps.redirect("/c", status=307)],
@@ -713,3 +717,137 @@ def test_c_masking_from_threads():
     for thread in threads:
         thread.join(20)
     assert wrong == []
+
+
+# --- bugs found by these tests, now fixed ----------------------------------------
+
+
+@pytest.mark.timeout(15)
+def test_iterating_in_another_thread_receives():
+    """A receive-only loop in a thread other than the one that called connect()."""
+    server_ready = threading.Event()
+    info = {}
+
+    def serve():
+        with Server([steps.accept(), steps.send_text("one"), steps.close(1000)]) as server:
+            info["url"] = server.url
+            server_ready.set()
+            gevent.sleep(5)
+
+    threading.Thread(target=serve, daemon=True).start()
+    assert server_ready.wait(5)
+    websocket = WebSocket(info["url"], proxies={})
+    events = websocket.connect(ping_rate=0, poll=0, close_timeout=1)
+    seen = []
+
+    def consume():
+        try:
+            with gevent.Timeout(5):
+                for event in events:
+                    seen.append(event.name)
+        except BaseException as error:  # recorded for the assertion below
+            seen.append(f"raised {type(error).__name__}: {error}")
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    consumer.join(10)
+    assert seen == ["connecting", "connected", "ready", "text", "closing", "disconnected"]
+
+
+@pytest.mark.timeout(15)
+def test_close_reply_read_while_ping_due():
+    """The server replies to close() after 0.3 s, and an automatic ping falls due meanwhile."""
+
+    def script(sock):
+        wire = accept(sock)
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            wire += chunk
+            frames, _rest = parse_client_frames(wire)
+            closes = [payload for first, payload in frames if first == 0x88]
+            if closes:
+                gevent.sleep(0.3)
+                sock.sendall(frame(8, closes[0]))
+                wait_for_eof(sock, 5)
+                return
+
+    with RawServer(script) as server:
+        websocket = WebSocket(server.url)
+        moments = {}
+        with gevent.Timeout(8):
+            for event in websocket.connect(ping_rate=0.2, poll=0, close_timeout=3):
+                if event.name == "ready":
+                    moments["close"] = time.monotonic()
+                    websocket.close()
+                elif event.name == "closed":
+                    moments["closed"] = time.monotonic()
+    assert moments["closed"] - moments["close"] < 1.0
+
+
+@pytest.mark.timeout(15)
+def test_ping_due_while_closing_does_not_spin():
+    """A ping falls due after close() while the server holds back its close frame."""
+
+    def script(sock):
+        accept(sock)
+        wait_for_eof(sock, 3)
+
+    with RawServer(script) as server:
+        websocket = WebSocket(server.url)
+        with gevent.Timeout(5):
+            for event in websocket.connect(ping_rate=0.2, poll=0, close_timeout=1.5):
+                if event.name == "ready":
+                    gevent.spawn_later(0.1, websocket.close)
+                    cpu_start = time.process_time()
+                elif event.name == "disconnected":
+                    cpu = time.process_time() - cpu_start
+    # About 1.5 s of waiting: an idle loop uses a few milliseconds of CPU.
+    assert cpu < 0.3
+
+
+@pytest.mark.timeout(15)
+def test_interrupted_send_drops_connection():
+    """A send interrupted by gevent.Timeout drops the connection (half a frame may be on the wire)."""
+    received = {}
+
+    def script(sock):
+        accept(sock)
+        gevent.sleep(0.6)
+        received["wire"] = receive_until_eof(sock, 3)
+
+    with RawServer(script) as server:
+        websocket = WebSocket(server.url)
+        after = []
+        with gevent.Timeout(8):
+            for event in websocket.connect(ping_rate=0, poll=0.1, close_timeout=1):
+                if event.name == "ready":
+                    try:
+                        with gevent.Timeout(0.2):
+                            websocket.send_binary(b"x" * (16 * MIB))
+                    except gevent.Timeout:
+                        pass
+                    try:
+                        websocket.send_text("after")
+                        after.append("sent")
+                    except Exception as error:
+                        after.append(type(error).__name__)
+                    websocket.force_disconnect()
+    # The interrupted send dropped the connection, so the later send fails
+    # instead of following half a frame.
+    assert after == ["WebSocketUnavailable"]
+    frames, _rest = parse_client_frames(received["wire"])
+    assert (0x81, b"after") not in frames
+
+
+@pytest.mark.timeout(5)
+def test_c_mask_into_with_key_in_out_buffer():
+    """The key is a view of the part of ``out`` that is being written."""
+
+    def run(function):
+        out = bytearray(b"\x00\x00\x00\x00KEY!\x00\x00\x00\x00")
+        function(out, 0, memoryview(out)[4:8], b"\x01" * 12)
+        return bytes(out)
+
+    assert run(_speedups.mask_into) == run(mask_module.mask_into_python)
