@@ -69,8 +69,7 @@ READ_SIZE = 256 * 1024
 # early, so that one wake-up serves both when they fall close together.
 _EARLY = 0.01
 
-# A wait of at least _GRID_MIN_WAIT seconds ends on a multiple of
-# _TIMER_GRID seconds of the monotonic clock (up to 50 ms late, at most 5%).
+# The grid that long waits end on (see coalesce_deadline).
 _TIMER_GRID = 0.05
 _GRID_MIN_WAIT = 1.0
 
@@ -82,9 +81,10 @@ def coalesce_deadline(deadline: float, now: float) -> float:
     """Return when a wait that should end at ``deadline`` ends.
 
     A wait of at least _GRID_MIN_WAIT seconds ends on the next multiple of
-    _TIMER_GRID on the monotonic clock, so that idle connections whose
-    timers fall close together wake in one turn of the hub (one system
-    call and one context switch for all of them). Shorter waits end on time.
+    _TIMER_GRID on the monotonic clock, up to 50 ms late. Idle connections
+    whose timers fall close together then wake in one turn of the hub,
+    which costs one system call and one context switch for all of them.
+    Shorter waits end on time.
     """
     if deadline - now < _GRID_MIN_WAIT:
         return deadline
@@ -285,10 +285,9 @@ class WebSocketSession:
         self._fd = -1
         io, waiter = self._read_io, self._waiter
         if io is not None and waiter is not None:
-            # The loop waits on the descriptor with its own watcher, which
-            # the socket's close() does not know: stop it before the
-            # descriptor goes, and wake a loop that waits on it with the
-            # error that a socket closed by another greenlet raises.
+            # The socket's close() does not know the loop's own watcher, so
+            # stop it before the descriptor goes. A loop waiting on it wakes
+            # with the error of a socket closed by another greenlet.
             self._read_io = self._waiter = None
             if io.active:
                 io.stop()
@@ -707,7 +706,7 @@ class WebSocketSession:
 
         A plain gevent socket (TCP or Unix) is non-blocking underneath, so
         the loop reads its descriptor with os.read() and waits with one
-        read watcher and one timer: a timed-out wait then costs no
+        read watcher and one timer. A timed-out wait then raises no
         exception, and an idle wake-up costs a few microseconds. TLS
         sockets (and other platforms) read through the socket object under
         a gevent.Timeout, because readable bytes on the descriptor need

@@ -75,7 +75,7 @@ MAX_REJECTED_BODY = 16 * 1024
 #: sizes (see :meth:`ClientConnection.read_size`).
 LARGE_PAYLOAD = 256 * 1024
 
-#: An exact read asks for at most this many bytes, so that an announced
+#: An exact read requests at most this many bytes, so that an announced
 #: frame does not make one read allocate more than this.
 MAX_EXACT_READ = 4 * 1024 * 1024
 
@@ -509,7 +509,7 @@ class ClientConnection:
             self._decoder = None
 
     def read_size(self, default: int) -> int:
-        """Return how many bytes the next read should ask for.
+        """Return how many bytes the next read should request.
 
         Normally ``default``. While frames are large (payloads of at least
         :data:`LARGE_PAYLOAD` bytes), reads stop where a payload starts and
@@ -525,7 +525,11 @@ class ClientConnection:
         if len(buffered) < 2:
             return 2 - len(buffered)
         length = buffered[1] & 0x7F
-        header = 4 if length == 126 else 10 if length == 127 else 2
+        header = 2
+        if length == 126:
+            header = 4
+        elif length == 127:
+            header = 10
         if len(buffered) < header:
             return header - len(buffered)
         if length < 126:
