@@ -13,6 +13,7 @@ import gc
 import hashlib
 import os
 import random
+import statistics
 import struct
 import threading
 import time
@@ -112,6 +113,20 @@ def parse_client_frames(wire: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
         frames.append((first, unmask(wire[start : start + 4], wire[start + 4 : end])))
         pos = end
     return frames, wire[pos:]
+
+
+def client_frames(sock, wire=b""):
+    """Yield the client's frames as (first byte, unmasked payload) until it closes TCP.
+
+    ``wire`` holds bytes that arrived with the handshake request.
+    """
+    while True:
+        frames, wire = parse_client_frames(wire)
+        yield from frames
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        wire += chunk
 
 
 class RawServer:
@@ -433,17 +448,10 @@ def test_concurrent_sends_reach_a_slow_reader_whole(ping_timeout):
 
 
 def echo_close_script(sock):
-    wire = accept(sock)
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
+    for first, payload in client_frames(sock, accept(sock)):
+        if first == 0x88:
+            sock.sendall(frame(8, payload))
             return
-        wire += chunk
-        frames, _rest = parse_client_frames(wire)
-        for first, payload in frames:
-            if first == 0x88:
-                sock.sendall(frame(8, payload))
-                return
 
 
 def open_descriptors() -> int:
@@ -570,8 +578,11 @@ def test_polls_keep_a_steady_cadence():
     slack = 0.05 + LATE
     for index, moment in enumerate(polls):
         offset = moment - polls[0]
-        assert index * 0.05 - 0.001 <= offset, (index, offset)
         assert offset <= index * 0.05 + slack, (index, offset)
+    # A poll may fire up to 1% early, and the first one late, so single
+    # intervals may fall a little short of 0.05 s, but not their median.
+    intervals = [later - earlier for earlier, later in zip(polls, polls[1:])]
+    assert statistics.median(intervals) >= 0.05 - 0.0015, intervals
 
 
 @pytest.mark.timeout(10)
@@ -580,14 +591,9 @@ def test_ping_timeout_fires_within_the_grid(ping_timeout):
     pings = []
 
     def script(sock):
-        wire = accept(sock)
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return
-            wire += chunk
-            frames, wire = parse_client_frames(wire)
-            pings.extend(time.monotonic() for first, _payload in frames if first == 0x89)
+        for first, _payload in client_frames(sock, accept(sock)):
+            if first == 0x89:
+                pings.append(time.monotonic())
 
     with RawServer(script) as server:
         websocket = WebSocket(server.url)
@@ -759,17 +765,10 @@ def test_close_reply_read_while_ping_due():
     """The server replies to close() after 0.3 s, and an automatic ping falls due meanwhile."""
 
     def script(sock):
-        wire = accept(sock)
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return
-            wire += chunk
-            frames, _rest = parse_client_frames(wire)
-            closes = [payload for first, payload in frames if first == 0x88]
-            if closes:
+        for first, payload in client_frames(sock, accept(sock)):
+            if first == 0x88:
                 gevent.sleep(0.3)
-                sock.sendall(frame(8, closes[0]))
+                sock.sendall(frame(8, payload))
                 wait_for_eof(sock, 5)
                 return
 
