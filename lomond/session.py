@@ -202,11 +202,9 @@ class WebSocketSession:
                     sent = sock.send(view)
                 view = view[sent:]
         except _WriteStalled:
-            self._drop_reason = (
+            self._drop(
                 f"send timed out: the server read nothing for {stall_timeout:g}s (ping_timeout)"
             )
-            log.info("%s: %s", self.websocket.safe_url, self._drop_reason)
-            self.close()
             raise TransportFail(self._drop_reason) from None
         except OSError as error:
             raise TransportFail(f"send failed ({error})") from None
@@ -216,11 +214,9 @@ class WebSocketSession:
             # would then read the next frame as its payload: drop the
             # connection.
             _mark_external(error)
-            self._drop_reason = (
+            self._drop(
                 f"send interrupted by {type(error).__name__}: part of a frame may be on the wire"
             )
-            log.info("%s: %s", self.websocket.safe_url, self._drop_reason)
-            self.close()
             raise
 
     def send(self, build: Any, *args: Any, lock_timeout: float | None = None) -> None:
@@ -241,11 +237,7 @@ class WebSocketSession:
             self._send_from_thread(build, *args)
             return
         if lock_timeout and not self._write_lock.acquire(timeout=lock_timeout):
-            self._drop_reason = (
-                f"send timed out: another write stalled for {lock_timeout:g}s"
-            )
-            log.info("%s: %s", self.websocket.safe_url, self._drop_reason)
-            self.close()
+            self._drop(f"send timed out: another write stalled for {lock_timeout:g}s")
             raise TransportFail(self._drop_reason)
         if not lock_timeout:
             self._write_lock.acquire()
@@ -305,6 +297,10 @@ class WebSocketSession:
     def abort(self, reason: str) -> None:
         """End a connection that has no WebSocket yet (still connecting or in its handshake)."""
         self._aborted = True
+        self._drop(reason)
+
+    def _drop(self, reason: str) -> None:
+        """Close the socket now, keeping ``reason`` for the Disconnected event, and log it."""
         self._drop_reason = reason
         log.info("%s: %s", self.websocket.safe_url, reason)
         self.close()

@@ -73,7 +73,11 @@ def accept(sock, extensions: bytes | None = None) -> bytes:
 
 def frame(opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False) -> bytes:
     """Build an unmasked server frame."""
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    first = opcode
+    if fin:
+        first |= 0x80
+    if rsv1:
+        first |= 0x40
     size = len(payload)
     if size < 126:
         return struct.pack("!BB", first, size) + payload
@@ -118,7 +122,7 @@ def parse_client_frames(wire: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
 def client_frames(sock, wire=b""):
     """Yield the client's frames as (first byte, unmasked payload) until it closes TCP.
 
-    ``wire`` holds bytes that arrived with the handshake request.
+    ``wire`` contains the bytes that arrived with the handshake request.
     """
     while True:
         frames, wire = parse_client_frames(wire)
@@ -602,7 +606,7 @@ def test_ping_timeout_fires_within_the_grid(ping_timeout):
             for event in websocket.connect(ping_rate=0.2, poll=0, ping_timeout=ping_timeout):
                 if event.name in ("unresponsive", "disconnected"):
                     ends[event.name] = time.monotonic()
-    # The server sees the ping a little after the client sent it.
+    # The server receives the ping a little after the client sent it.
     waited = ends["unresponsive"] - pings[0]
     assert ping_timeout - 0.02 <= waited, waited
     assert waited <= ping_timeout + 0.05 + LATE, waited
